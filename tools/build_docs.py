@@ -1,0 +1,216 @@
+#!/usr/bin/env python
+"""Build the docs site into `_docs/`, offline: nbdev's own processing, then smalldocs, with KaTeX served locally.
+
+    python tools/build_docs.py               # build _docs/
+    python tools/build_docs.py --n_workers 0 # process the notebooks in this process (no worker pool)
+
+What `nbdev_docs` does through Quarto, without Quarto (which is not installable here):
+1. nbdev's processing, called piece by piece because `nbdev_proc_nbs` first tries to download Quarto:
+   `refresh_quarto_yml` (writes `nbs/nbdev.yml`), `_build_modidx` (the symbol index the doc links use),
+   `nbdev_sidebar` (writes `nbs/sidebar.yml`) and `proc_nbs`, which writes the processed notebooks to `_proc/`
+   (show_doc cells for every export, export cells hidden, `#|` directives applied, front matter as a raw cell).
+2. Fixes for what smalldocs reads differently from Quarto, made on the copies in `_proc/` only: a notebook is
+   renamed after its `output-file` (`00_core.ipynb` -> `core.ipynb`, so nbdev's doc links `core.html#f` work) and
+   the sidebar follows; the output formats smalldocs does not make (commonmark, keep-md) are dropped from the copy
+   of `_quarto.yml`.
+3. `smalldocs render _proc`, then the site is moved to `_docs/`.
+4. Post-processing of every page: the KaTeX files that smalldocs takes from a CDN are replaced by the copies
+   installed from npm (`.ci/package.json`, `npm install --prefix .ci`) and vendored into `_docs/site_libs/katex/`;
+   nbdev's absolute doc links (`{doc_host}{doc_baseurl}/x.html`) become relative, so the site works from any
+   folder or server. A page that still loads a script, stylesheet, image or font from another host stops the build.
+
+Every path here is git-ignored: `_proc/`, `_docs/`, `nbs/nbdev.yml`, `nbs/sidebar.yml`, `.ci/node_modules/`.
+"""
+import argparse, os, re, shutil, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NPM_DIR = ROOT/'.ci'
+KATEX_DIST = NPM_DIR/'node_modules'/'katex'/'dist'
+# attributes through which a page makes the browser fetch something by itself (links in <a href> are only navigation)
+FETCH_ATTR = re.compile(r'<(script|link|img|iframe|source|video|audio|embed|object)\b[^>]*?\b(src|href|data)\s*=\s*["\']?(https?:)?//', re.I)
+
+
+def log(*a): print('[build_docs]', *a, flush=True)
+
+
+def ensure_katex(install=True):
+    "Return KaTeX's `dist/` folder from `.ci/node_modules`, running `npm install --prefix .ci` if it is missing."
+    if not (KATEX_DIST/'katex.min.js').exists():
+        if not install: raise FileNotFoundError(f'{KATEX_DIST} is missing: run `npm install --prefix .ci`')
+        if not shutil.which('npm'): raise FileNotFoundError('npm is needed once, to install KaTeX into .ci/node_modules (Debian package `npm`)')
+        log('npm install --prefix .ci (KaTeX)')
+        subprocess.run(['npm', 'install', '--prefix', str(NPM_DIR), '--no-audit', '--no-fund', '--no-package-lock'],
+                       check=True, cwd=NPM_DIR)
+    for f in ('katex.min.js', 'katex.min.css', 'contrib/auto-render.min.js'):
+        if not (KATEX_DIST/f).exists(): raise FileNotFoundError(f'KaTeX file missing: {KATEX_DIST/f}')
+    return KATEX_DIST
+
+
+def nbdev_process(n_workers=2):
+    "nbdev's `_pre_docs` without `_ensure_quarto`: yml files, symbol index, sidebar, processed notebooks in `_proc/`."
+    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
+    from nbdev.serve import proc_nbs
+    import nbdev.doclinks
+    from nbdev.config import get_config
+    cfg = get_config()
+    refresh_quarto_yml()
+    nbdev.doclinks._build_modidx()
+    nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
+    return Path(proc_nbs(cfg.nbs_path, n_workers=n_workers, force=True)), cfg
+
+
+def _front_matter(nb):
+    "The YAML front matter nbdev's FrontmatterProc put in the first raw cell, as a dict ({} when none)."
+    import yaml
+    for c in nb.get('cells', []):
+        if c.get('cell_type') != 'raw': continue
+        s = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+        m = re.match(r'\s*---\s*\n(.*?)\n---', s, re.S)
+        if m: return yaml.safe_load(m.group(1)) or {}
+    return {}
+
+
+def rename_to_output_files(proc):
+    "Rename each processed notebook after its `output-file` (smalldocs ignores that key); return {old: new} relative paths."
+    import json
+    moves = {}
+    for nbp in sorted(proc.rglob('*.ipynb')):
+        if any(p.startswith(('_', '.')) for p in nbp.relative_to(proc).parts): continue
+        fm = _front_matter(json.loads(nbp.read_text(encoding='utf-8')))
+        out = fm.get('output-file')
+        if not out: continue
+        new = nbp.with_name(Path(str(out)).stem + '.ipynb')
+        if new != nbp and (new.exists() or new in moves.values()):
+            raise SystemExit(f'build_docs: {nbp.relative_to(proc)} and {new.relative_to(proc)} would both become {out}')
+        moves[nbp] = new
+    for old, new in moves.items():
+        nb = json.loads(old.read_text(encoding='utf-8'))
+        for c in nb.get('cells', []):   # the key has done its job; smalldocs would only warn that it ignores it
+            if c.get('cell_type') == 'raw':
+                src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+                c['source'] = re.sub(r'(?m)^output-file:.*\n', '', src)
+                break
+        new.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
+        if new != old: old.unlink()
+    return {o.relative_to(proc).as_posix(): n.relative_to(proc).as_posix() for o, n in moves.items() if o != n}
+
+
+def fix_proc_config(proc, moves):
+    "Point `sidebar.yml` at the renamed notebooks and drop the formats smalldocs does not make from `_quarto.yml`."
+    import yaml
+    sb = proc/'sidebar.yml'
+    if sb.exists():
+        def _fix(x):
+            if isinstance(x, str): return moves.get(x, x)
+            if isinstance(x, list): return [_fix(o) for o in x]
+            if isinstance(x, dict): return {k: _fix(v) for k, v in x.items()}
+            return x
+        sb.write_text(yaml.safe_dump(_fix(yaml.safe_load(sb.read_text())), sort_keys=False))
+    qy = proc/'_quarto.yml'
+    q = yaml.safe_load(qy.read_text())
+    fmt = q.get('format') or {}
+    fmt.pop('commonmark', None)
+    if isinstance(fmt.get('html'), dict): fmt['html'].pop('keep-md', None)
+    qy.write_text(yaml.safe_dump(q, sort_keys=False))
+
+
+def render(proc, quiet=True):
+    "Render `_proc/` with smalldocs; return the output folder and the warnings."
+    from smalldocs.site import build
+    site = build(proc, quiet=quiet)
+    return Path(site.out), list(site.warnings)
+
+
+GOOGLE_FONTS = re.compile(r'@import\s+url\(\s*["\']?https?://fonts\.googleapis\.com/css2?\?([^)"\']*)["\']?\s*\)\s*;?')
+
+
+def vendor_theme_fonts(docs):
+    "Replace a Bootswatch theme's Google Fonts `@import` by the same font from npm's @fontsource (or the fallback fonts)."
+    fonts = docs/'site_libs'/'fonts'
+    for css in sorted((docs/'site_libs'/'themes').rglob('*.css')):
+        s = css.read_text(encoding='utf-8')
+        def _local(m):
+            imports = []
+            for fam in re.findall(r'family=([^&]+)', m.group(1)):
+                name, _, spec = fam.partition(':')
+                name = name.replace('+', ' ')
+                weights = re.findall(r'\d{3}', spec.split('@', 1)[-1]) or ['400']
+                slug = name.lower().replace(' ', '-')
+                pkg = NPM_DIR/'node_modules'/'@fontsource'/slug
+                if not pkg.is_dir():
+                    log(f'warning: font {name!r} of {css.name} is not in .ci/node_modules/@fontsource: the fallback fonts are used')
+                    continue
+                parts = []
+                for w in sorted(set(weights) | {'400', '700'}):
+                    for f in (pkg/f'{w}.css', pkg/f'{w}-italic.css'):
+                        if f.exists(): parts.append(f.read_text(encoding='utf-8'))
+                text = '\n'.join(parts)
+                (fonts/slug/'files').mkdir(parents=True, exist_ok=True)
+                for fn in sorted(set(re.findall(r'url\(\./files/([^)]+)\)', text))): shutil.copy2(pkg/'files'/fn, fonts/slug/'files'/fn)
+                if (pkg/'LICENSE').exists(): shutil.copy2(pkg/'LICENSE', fonts/slug/'LICENSE')
+                (fonts/f'{slug}.css').write_text(text.replace('url(./files/', f'url({slug}/files/'), encoding='utf-8')
+                imports.append(f'@import url({os.path.relpath(fonts/(slug + ".css"), css.parent)});')
+            return ''.join(imports)
+        new = GOOGLE_FONTS.sub(_local, s)
+        if new != s: css.write_text(new, encoding='utf-8')
+
+
+def postprocess(docs, cfg, katex_dist):
+    "Vendor KaTeX, make nbdev's absolute doc links relative, and refuse pages that fetch from another host."
+    import smalldocs.layout
+    libs = docs/'site_libs'/'katex'
+    if libs.exists(): shutil.rmtree(libs)
+    libs.mkdir(parents=True)
+    for f in ('katex.min.js', 'katex.min.css'): shutil.copy2(katex_dist/f, libs/f)
+    (libs/'contrib').mkdir()
+    shutil.copy2(katex_dist/'contrib'/'auto-render.min.js', libs/'contrib'/'auto-render.min.js')
+    shutil.copytree(katex_dist/'fonts', libs/'fonts')
+    lic = katex_dist.parent/'LICENSE'
+    if lic.exists(): shutil.copy2(lic, libs/'LICENSE')
+    vendor_theme_fonts(docs)
+    cdn = smalldocs.layout.KATEX.rstrip('/')
+    site_url = (str(cfg.get('doc_host', '')).rstrip('/') + '/' + str(cfg.get('doc_baseurl', '')).strip('/')).rstrip('/') + '/'
+    problems, n = [], 0
+    for page in sorted(docs.rglob('*.html')):
+        rel = page.relative_to(docs)
+        if rel.parts[0] == 'site_libs': continue
+        up = '../'*(len(rel.parts) - 1)
+        s = page.read_text(encoding='utf-8')
+        s = s.replace(cdn, up + 'site_libs/katex')
+        if not re.search(r'<link[^>]+rel=["\']?(shortcut )?icon', s):
+            s = s.replace('</head>', '<link rel="icon" href="data:,"></head>', 1)   # no /favicon.ico request (a 404)
+        if site_url.startswith(('http://', 'https://')):
+            # nbdev's doc links are absolute URLs of the published site; the same pages are here
+            s = re.sub(r'(href=["\'])' + re.escape(site_url), lambda m: m.group(1) + (up or './'), s)
+        for m in FETCH_ATTR.finditer(s): problems.append(f'{rel}: {m.group(0)[:120]}')
+        page.write_text(s, encoding='utf-8'); n += 1
+    if problems:
+        raise SystemExit('build_docs: pages that would fetch from another host (vendor these files):\n  ' + '\n  '.join(problems))
+    return n
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--n_workers', type=int, default=2, help='worker processes for nbdev processing (0: in this process)')
+    ap.add_argument('--no-npm', action='store_true', help='fail instead of running npm when KaTeX is missing')
+    a = ap.parse_args(argv)
+    os.chdir(ROOT)
+    t0 = time.time()
+    katex_dist = ensure_katex(install=not a.no_npm)
+    proc, cfg = nbdev_process(a.n_workers)
+    t1 = time.time()
+    log(f'nbdev processing -> {proc.relative_to(ROOT)} ({t1-t0:.1f} s)')
+    moves = rename_to_output_files(proc)
+    fix_proc_config(proc, moves)
+    out, warnings = render(proc)
+    for w in warnings: log('smalldocs warning:', w)
+    docs = ROOT/cfg.doc_path.name
+    if docs.exists(): shutil.rmtree(docs)
+    shutil.move(str(out), str(docs))
+    n = postprocess(docs, cfg, katex_dist)
+    log(f'wrote {n} page(s) to {docs.relative_to(ROOT)}/ ({time.time()-t0:.1f} s)')
+    return 0
+
+
+if __name__ == '__main__': sys.exit(main())
