@@ -21,7 +21,9 @@ def atomic_write_text(path:str|Path, # file to (re)write
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    umask = os.umask(0); os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files: give the usual permissions
         with os.fdopen(fd, 'w', encoding=encoding) as f:
             f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
