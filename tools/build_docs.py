@@ -166,6 +166,9 @@ def postprocess(docs, cfg, katex_dist):
     (libs/'contrib').mkdir()
     shutil.copy2(katex_dist/'contrib'/'auto-render.min.js', libs/'contrib'/'auto-render.min.js')
     shutil.copytree(katex_dist/'fonts', libs/'fonts')
+    # a formula wider than the text column scrolls instead of being cut off at the column's edge
+    (libs/'katex-site.css').write_text('.katex-display{overflow-x:auto;overflow-y:hidden;padding:.25em 0}\n'
+                                       '.katex{white-space:nowrap}\n', encoding='utf-8')
     lic = katex_dist.parent/'LICENSE'
     if lic.exists(): shutil.copy2(lic, libs/'LICENSE')
     vendor_theme_fonts(docs)
@@ -178,6 +181,8 @@ def postprocess(docs, cfg, katex_dist):
         up = '../'*(len(rel.parts) - 1)
         s = page.read_text(encoding='utf-8')
         s = s.replace(cdn, up + 'site_libs/katex')
+        s = s.replace(f'href="{up}site_libs/katex/katex.min.css">',
+                      f'href="{up}site_libs/katex/katex.min.css"><link rel="stylesheet" href="{up}site_libs/katex/katex-site.css">', 1)
         if not re.search(r'<link[^>]+rel=["\']?(shortcut )?icon', s):
             s = s.replace('</head>', '<link rel="icon" href="data:,"></head>', 1)   # no /favicon.ico request (a 404)
         if site_url.startswith(('http://', 'https://')):
@@ -198,7 +203,14 @@ def main(argv=None):
     os.chdir(ROOT)
     t0 = time.time()
     katex_dist = ensure_katex(install=not a.no_npm)
-    proc, cfg = nbdev_process(a.n_workers)
+    try: proc, cfg = nbdev_process(a.n_workers)
+    except Exception as e:
+        cause = re.findall(r'(?m)^\w[\w.]*(?:Error|Exception): .*$', str(e.__cause__ or ''))
+        log(f'nbdev processing failed: {str(e).splitlines()[0]}' + (f'\n    cause: {cause[0]}' if cause else ''))
+        log('  nbdev runs, to make the docs, the export cells, the show_doc cells and every cell with an import '
+            'statement, and none of the others: a cell that imports AND uses a name made in another cell fails here. '
+            'Put the imports in an import-only cell (nbdev FAQ: "Found cells containing imports and other code").')
+        return 1
     t1 = time.time()
     log(f'nbdev processing -> {proc.relative_to(ROOT)} ({t1-t0:.1f} s)')
     moves = rename_to_output_files(proc)

@@ -25,7 +25,7 @@ LOCAL_HOSTS = {'127.0.0.1', 'localhost', '[::1]', '::1'}
 CHROMIUM_FLAGS = [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
     '--no-first-run', '--disable-component-update', '--disable-sync', '--disable-extensions', '--disable-default-apps',
-    '--no-default-browser-check', '--disable-dev-shm-usage', '--mute-audio', '--hide-scrollbars',
+    '--no-default-browser-check', '--disable-dev-shm-usage', '--mute-audio',
     '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication',
     # any name but the loopback ones resolves to nothing: a page's remote request fails here and is reported
     '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
@@ -174,7 +174,7 @@ PAGE_JS = r"""
   const katexErrors = Array.from(document.querySelectorAll('.katex-error')).map(e => (e.getAttribute('title') || e.textContent).slice(0, 120));
   const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
   const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id).concat(Array.from(document.querySelectorAll('a[name]')).map(a => a.name));
-  return {title: document.title, broken, rawTex, nMath: math.length, nKatex: document.querySelectorAll('.katex').length,
+  return {title: document.title, broken, rawTex, nMath: math.length, nKatex: document.querySelectorAll('.katex').length, nDisplay: document.querySelectorAll('.katex-display').length,
           unrendered, katexErrors, links, ids, textLength: document.body.innerText.length};
 })()
 """
@@ -230,11 +230,12 @@ def visit(browser, url, settle=0.3, timeout=30):
     return r
 
 
-def screenshot(browser, path, selector=None):
-    "Save a PNG of the viewport, scrolled to `selector` when it is given and found."
-    if selector:
-        browser.send('Runtime.evaluate', {'expression': f"(e => e && e.scrollIntoView({{block: 'center'}}))(document.querySelector({json.dumps(selector)}))"})
-        time.sleep(0.2)
+def screenshot(browser, path, selectors=()):
+    "Save a PNG of the viewport, scrolled to the first element that one of `selectors` (tried in order) finds."
+    for sel in selectors:
+        found = browser.send('Runtime.evaluate', {'returnByValue': True, 'expression':
+            f"(e => {{ if (!e) return false; e.scrollIntoView({{block: 'center'}}); return true; }})(document.querySelector({json.dumps(sel)}))"})
+        if found.get('result', {}).get('value'): time.sleep(0.3); break
     data = browser.send('Page.captureScreenshot', {'format': 'png'})['data']
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(base64.b64decode(data))
@@ -298,10 +299,11 @@ def check_site(root, shots=None, pages=None, api_page=None):
             ndoc = {p: (root/p).read_text(encoding='utf-8', errors='replace').count('>source</a>') for p in pages if p != 'index.html'}
             api = api_page or (max(ndoc, key=ndoc.get) if ndoc else None)
             if api:
-                visit(br, f'{srv.origin}/{api}'); saved['api'] = screenshot(br, shots/f"api_{Path(api).stem}.png", '.cell-output-markdown h3, h2')
-            mathp = next((v['url'][len(srv.origin) + 1:] for v in visits if v.get('nKatex')), None)
+                visit(br, f'{srv.origin}/{api}'); saved['api'] = screenshot(br, shots/f"api_{Path(api).stem}.png")
+            withmath = sorted((v for v in visits if v.get('nKatex')), key=lambda v: -v.get('nDisplay', 0))
+            mathp = withmath[0]['url'][len(srv.origin) + 1:] if withmath else None
             if mathp:
-                visit(br, f'{srv.origin}/{mathp}'); saved['math'] = screenshot(br, shots/f"math_{Path(mathp).stem}.png", '.katex-display, .katex')
+                visit(br, f'{srv.origin}/{mathp}'); saved['math'] = screenshot(br, shots/f"math_{Path(mathp).stem}.png", ('.katex-display', '.katex'))
         hits = list(srv.httpd.hits)
         return visits, hits, srv.origin, saved
 
