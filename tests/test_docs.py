@@ -29,7 +29,9 @@ def _need_chromium():
 def site():
     "The built site: its folder, every page's visit record, the local origin, the screenshots."
     _need_chromium()
-    if not (os.environ.get('LSNB_DOCS_PREBUILT') == '1' and (DOCS/'index.html').exists()):
+    if os.environ.get('LSNB_DOCS_PREBUILT') == '1':
+        if not (DOCS/'index.html').exists(): pytest.fail('LSNB_DOCS_PREBUILT=1 but _docs/index.html is missing: the docs build failed')
+    else:
         import shutil
         if not shutil.which('npm') and not (ROOT/'.ci'/'node_modules'/'katex').is_dir():
             msg = 'npm is needed once to install KaTeX for the docs (apt-get install npm)'

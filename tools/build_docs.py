@@ -9,6 +9,7 @@ What `nbdev_docs` does through Quarto, without Quarto (which is not installable 
    `refresh_quarto_yml` (writes `nbs/nbdev.yml`), `_build_modidx` (the symbol index the doc links use),
    `nbdev_sidebar` (writes `nbs/sidebar.yml`) and `proc_nbs`, which writes the processed notebooks to `_proc/`
    (show_doc cells for every export, export cells hidden, `#|` directives applied, front matter as a raw cell).
+   A notebook whose processing fails is reported and left out, the others are still built, and the exit status is 1.
 2. Fixes for what smalldocs reads differently from Quarto, made on the copies in `_proc/` only: a notebook is
    renamed after its `output-file` (`00_core.ipynb` -> `core.ipynb`, so nbdev's doc links `core.html#f` work) and
    the sidebar follows; the output formats smalldocs does not make (commonmark, keep-md) are dropped from the copy
@@ -22,7 +23,7 @@ What `nbdev_docs` does through Quarto, without Quarto (which is not installable 
 Every path here is git-ignored: `_proc/`, `_docs/`, `nbs/nbdev.yml`, `nbs/sidebar.yml`, `.ci/node_modules/`.
 """
 import argparse, os, re, shutil, subprocess, sys, time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parent.parent
 NPM_DIR = ROOT/'.ci'
@@ -47,17 +48,67 @@ def ensure_katex(install=True):
     return KATEX_DIST
 
 
+def _skip_flagged_cells():
+    """Make nbdev's doc processing leave alone the cells flagged with `tst_flags` (slow, gpu, notest).
+
+    To render show_doc, nbdev executes the export cells, the show_doc cells and every cell with an import statement,
+    whatever its flags: a `#| gpu` cell `import subprocess; subprocess.run([... benchmark ...])` would run the GPU
+    benchmark during a docs build. Only `#| eval: false` stops that in nbdev; here the test flags do too."""
+    import nbdev.processors as P
+    from nbdev.config import get_config
+    if getattr(P._do_eval, '_lsnb', False): return
+    flags, orig = set(get_config().tst_flags.split()), P._do_eval
+    def _do_eval(cell):
+        if cell.cell_type == 'code' and flags & set(getattr(cell, 'directives_', {}) or {}): return None
+        return orig(cell)
+    _do_eval._lsnb = True
+    P._do_eval = _do_eval
+
+
+def _proc_one(o):
+    "Process one notebook as `nbdev.serve_drv.main` does; return None, or the error as text (worker-safe)."
+    import nbdev.serve_drv
+    _skip_flagged_cells()
+    try: nbdev.serve_drv.main(o); return None
+    except Exception as e:
+        c = e.__cause__
+        return str(e).splitlines()[0] + (f' -> {type(c).__name__}: {c}' if c is not None else '')
+    finally: os.environ.pop('IN_TEST', None)
+
+
 def nbdev_process(n_workers=2):
-    "nbdev's `_pre_docs` without `_ensure_quarto`: yml files, symbol index, sidebar, processed notebooks in `_proc/`."
+    """nbdev's `_pre_docs` + `proc_nbs` without `_ensure_quarto`: yml files, symbol index, sidebar, and the processed
+    notebooks in `_proc/`. Unlike `proc_nbs`, a notebook whose processing fails does not stop the others: it is left
+    out of `_proc/` and returned in `failed` ({relative path: error})."""
     from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
-    from nbdev.serve import proc_nbs
+    from nbdev.serve import _proc_file
+    from nbdev.doclinks import nbglob
+    from fastcore.parallel import parallel
     import nbdev.doclinks
     from nbdev.config import get_config
     cfg = get_config()
     refresh_quarto_yml()
     nbdev.doclinks._build_modidx()
     nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
-    return Path(proc_nbs(cfg.nbs_path, n_workers=n_workers, force=True)), cfg
+    # what nbdev.serve.proc_nbs does (with force=True), but each notebook's failure is caught and reported
+    path, cache = Path(cfg.nbs_path), cfg.config_path/'_proc'
+    files = nbglob(path, func=Path, file_glob='', file_re='')
+    for extra in ('_quarto.yml', '_brand.yml'):
+        if (path/extra).exists(): files.append(path/extra)
+    if (path/'_extensions').exists(): files.extend(nbglob(path/'_extensions', func=Path, file_glob='', file_re='', skip_file_re='^[.]'))
+    if cache.exists(): shutil.rmtree(cache)
+    cache.mkdir(parents=True)
+    todo = files.map(_proc_file, mtime=None, cache=cache, path=path).filter()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import build_docs   # this file as a module: spawned workers unpickle `build_docs._proc_one`, not `__main__._proc_one`
+    errs = parallel(build_docs._proc_one, todo, n_workers=n_workers, pause=0.01, **({} if n_workers == 0 else {'method': 'spawn'}))
+    failed = {}
+    for (src, dst, _), err in zip(todo, errs):
+        if err is None: continue
+        failed[dst.relative_to(cache).as_posix()] = f'{src.relative_to(cfg.config_path)}: {err}'
+        if dst.exists(): dst.unlink()
+    cache.touch()
+    return cache, cfg, failed
 
 
 def _front_matter(nb):
@@ -101,9 +152,9 @@ def fix_proc_config(proc, moves):
     import yaml
     sb = proc/'sidebar.yml'
     if sb.exists():
-        def _fix(x):
+        def _fix(x):   # renamed notebooks get their new name; those mapped to None (failed) leave the sidebar
             if isinstance(x, str): return moves.get(x, x)
-            if isinstance(x, list): return [_fix(o) for o in x]
+            if isinstance(x, list): return [y for y in (_fix(o) for o in x) if y is not None]
             if isinstance(x, dict): return {k: _fix(v) for k, v in x.items()}
             return x
         sb.write_text(yaml.safe_dump(_fix(yaml.safe_load(sb.read_text())), sort_keys=False))
@@ -174,10 +225,11 @@ def postprocess(docs, cfg, katex_dist):
     vendor_theme_fonts(docs)
     cdn = smalldocs.layout.KATEX.rstrip('/')
     site_url = (str(cfg.get('doc_host', '')).rstrip('/') + '/' + str(cfg.get('doc_baseurl', '')).strip('/')).rstrip('/') + '/'
-    problems, n = [], 0
-    for page in sorted(docs.rglob('*.html')):
+    pages = [p for p in sorted(docs.rglob('*.html')) if p.relative_to(docs).parts[0] != 'site_libs']
+    ids = {p.relative_to(docs).as_posix(): set(re.findall(r'\bid=["\']([^"\']+)["\']', p.read_text(encoding='utf-8'))) for p in pages}
+    problems, n, unlinked = [], 0, []
+    for page in pages:
         rel = page.relative_to(docs)
-        if rel.parts[0] == 'site_libs': continue
         up = '../'*(len(rel.parts) - 1)
         s = page.read_text(encoding='utf-8')
         s = s.replace(cdn, up + 'site_libs/katex')
@@ -188,8 +240,19 @@ def postprocess(docs, cfg, katex_dist):
         if site_url.startswith(('http://', 'https://')):
             # nbdev's doc links are absolute URLs of the published site; the same pages are here
             s = re.sub(r'(href=["\'])' + re.escape(site_url), lambda m: m.group(1) + (up or './'), s)
+            # nbdev links every backticked name of the symbol index, private helpers (`_chunked`) too, but show_doc
+            # documents only public ones: a link to an anchor its page lacks is left as plain code
+            def _unlink(m):
+                target = (PurePosixPath(rel.parent.as_posix())/m.group(1)).as_posix()
+                target = os.path.normpath(target)
+                if target in ids and m.group(2) not in ids[target]:
+                    unlinked.append(f'{rel}: {m.group(1)}#{m.group(2)}'); return m.group(3)
+                return m.group(0)
+            s = re.sub(r'<a href="(?:\./)?((?:\.\./)*[^"#:]+\.html)#([^"]+)">(<code>[^<]*</code>)</a>', _unlink, s)
         for m in FETCH_ATTR.finditer(s): problems.append(f'{rel}: {m.group(0)[:120]}')
         page.write_text(s, encoding='utf-8'); n += 1
+    if unlinked: log(f'{len(unlinked)} doc link(s) to symbols their page does not document, left as plain code: '
+                     + ', '.join(sorted(set(u.split(': ', 1)[1] for u in unlinked))))
     if problems:
         raise SystemExit('build_docs: pages that would fetch from another host (vendor these files):\n  ' + '\n  '.join(problems))
     return n
@@ -203,17 +266,17 @@ def main(argv=None):
     os.chdir(ROOT)
     t0 = time.time()
     katex_dist = ensure_katex(install=not a.no_npm)
-    try: proc, cfg = nbdev_process(a.n_workers)
-    except Exception as e:
-        cause = re.findall(r'(?m)^\w[\w.]*(?:Error|Exception): .*$', str(e.__cause__ or ''))
-        log(f'nbdev processing failed: {str(e).splitlines()[0]}' + (f'\n    cause: {cause[0]}' if cause else ''))
+    proc, cfg, failed = nbdev_process(a.n_workers)
+    for k, v in failed.items(): log(f'FAILED to process {v}')
+    if failed:
         log('  nbdev runs, to make the docs, the export cells, the show_doc cells and every cell with an import '
             'statement, and none of the others: a cell that imports AND uses a name made in another cell fails here. '
-            'Put the imports in an import-only cell (nbdev FAQ: "Found cells containing imports and other code").')
-        return 1
+            'Put the imports in an import-only cell (nbdev FAQ: "Found cells containing imports and other code"). '
+            'The site is built without these notebooks.')
     t1 = time.time()
     log(f'nbdev processing -> {proc.relative_to(ROOT)} ({t1-t0:.1f} s)')
     moves = rename_to_output_files(proc)
+    moves.update({k: None for k in failed})
     fix_proc_config(proc, moves)
     out, warnings = render(proc)
     for w in warnings: log('smalldocs warning:', w)
@@ -222,7 +285,8 @@ def main(argv=None):
     shutil.move(str(out), str(docs))
     n = postprocess(docs, cfg, katex_dist)
     log(f'wrote {n} page(s) to {docs.relative_to(ROOT)}/ ({time.time()-t0:.1f} s)')
-    return 0
+    if failed: log(f'{len(failed)} notebook(s) left out: ' + ', '.join(sorted(failed)))
+    return 1 if failed else 0
 
 
 if __name__ == '__main__': sys.exit(main())
