@@ -2,7 +2,7 @@
 
 The site is built by `tools/build_docs.py` (offline: nbdev processing, smalldocs, local KaTeX) unless
 LSNB_DOCS_PREBUILT=1 says `_docs/` is fresh (`.ci/run` builds it as a stage of its own just before).
-Screenshots of the front page, the API page with the most entries and a page with maths go to `.ci/artifacts/`.
+Screenshots (front page, the API page with the most entries, a page with maths, a page with plots) go to `.ci/artifacts/`.
 Without Chromium the tests are skipped, except under CI=true, where that is a failure.
 """
 import json, os, subprocess, sys

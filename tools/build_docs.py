@@ -10,10 +10,13 @@ What `nbdev_docs` does through Quarto, without Quarto (which is not installable 
    `nbdev_sidebar` (writes `nbs/sidebar.yml`) and `proc_nbs`, which writes the processed notebooks to `_proc/`
    (show_doc cells for every export, export cells hidden, `#|` directives applied, front matter as a raw cell).
    A notebook whose processing fails is reported and left out, the others are still built, and the exit status is 1.
+   To render show_doc nbdev executes some cells; here (see `_patch_doc_exec`) cells flagged slow/gpu/notest are not
+   executed, and a failing cell that mixes imports with other code (a test or example) is reported, not fatal.
 2. Fixes for what smalldocs reads differently from Quarto, made on the copies in `_proc/` only: a notebook is
    renamed after its `output-file` (`00_core.ipynb` -> `core.ipynb`, so nbdev's doc links `core.html#f` work) and
    the sidebar follows; the output formats smalldocs does not make (commonmark, keep-md) are dropped from the copy
-   of `_quarto.yml`.
+   of `_quarto.yml`; each display formula `$$...$$` is put on one line (CommonMark would read a formula line that
+   starts with `+ ` as a list item, Pandoc does not).
 3. `smalldocs render _proc`, then the site is moved to `_docs/`.
 4. Post-processing of every page: the KaTeX files that smalldocs takes from a CDN are replaced by the copies
    installed from npm (`.ci/package.json`, `npm install --prefix .ci`) and vendored into `_docs/site_libs/katex/`;
@@ -48,32 +51,71 @@ def ensure_katex(install=True):
     return KATEX_DIST
 
 
-def _skip_flagged_cells():
-    """Make nbdev's doc processing leave alone the cells flagged with `tst_flags` (slow, gpu, notest).
+_SKIPPED = []   # (kind, first line of the cell, error) for cells the doc processing skipped or let fail, in this process
 
-    To render show_doc, nbdev executes the export cells, the show_doc cells and every cell with an import statement,
-    whatever its flags: a `#| gpu` cell `import subprocess; subprocess.run([... benchmark ...])` would run the GPU
-    benchmark during a docs build. Only `#| eval: false` stops that in nbdev; here the test flags do too."""
+
+def _first_line(cell):
+    lines = [l for l in cell.source.splitlines() if l.strip() and not l.lstrip().startswith('#|')]
+    return (lines[0][:70] + ('...' if len(lines[0]) > 70 else '')) if lines else '(empty)'
+
+
+def _mixed(cell):
+    "Whether a code cell mixes imports with other code and calls no show_doc (the cells nbdev warns about)."
+    import ast
+    if cell.cell_type != 'code' or 'show_doc' in cell.source: return False
+    d = set(getattr(cell, 'directives_', {}) or {})
+    if d & {'export', 'exports', 'exporti', 'exec_doc'}: return False
+    try: body = ast.parse('\n'.join(l for l in cell.source.splitlines() if not l.lstrip().startswith(('%', '!')))).body
+    except SyntaxError: return False
+    return any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(ast.Module(body=body, type_ignores=[]))) \
+        and any(not isinstance(n, (ast.Import, ast.ImportFrom)) for n in body)
+
+
+def _patch_doc_exec():
+    """Two changes to the cells nbdev executes to render show_doc (`nbdev.processors.exec_show_docs`).
+
+    nbdev executes the export cells, the show_doc cells and every cell with an import statement anywhere in it,
+    with no other cell, and whatever the cell's flags; the first error stops the notebook. Here:
+    - cells flagged with `tst_flags` (slow, gpu, notest) are not executed: a `#| gpu` cell
+      `import subprocess; subprocess.run(...)` would run a GPU benchmark during a docs build (in nbdev only
+      `#| eval: false` stops that);
+    - a cell that mixes imports with other code and calls no show_doc (a test or an example; nbdev warns about
+      these) may fail, typically on a name made by a cell nbdev did not run: the error is recorded and processing
+      goes on, since show_doc never needs such a cell. `nbdev_docs` would stop there."""
     import nbdev.processors as P
     from nbdev.config import get_config
-    if getattr(P._do_eval, '_lsnb', False): return
-    flags, orig = set(get_config().tst_flags.split()), P._do_eval
+    if getattr(P.exec_show_docs.__call__, '_lsnb', False): return
+    flags, orig_eval, orig_call = set(get_config().tst_flags.split()), P._do_eval, P.exec_show_docs.__call__
     def _do_eval(cell):
         if cell.cell_type == 'code' and flags & set(getattr(cell, 'directives_', {}) or {}): return None
-        return orig(cell)
-    _do_eval._lsnb = True
-    P._do_eval = _do_eval
+        return orig_eval(cell)
+    def __call__(self, cell):
+        try: return orig_call(self, cell)
+        except Exception as e:
+            if not _mixed(cell) or getattr(self, 'k', None) is None: raise
+            c = e.__cause__ or e
+            _SKIPPED.append(('failed', _first_line(cell), f'{type(c).__name__}: {str(c).splitlines()[0] if str(c) else ""}'))
+            self.k.exc = None
+    __call__._lsnb = True
+    P._do_eval, P.exec_show_docs.__call__ = _do_eval, __call__
 
 
 def _proc_one(o):
-    "Process one notebook as `nbdev.serve_drv.main` does; return None, or the error as text (worker-safe)."
-    import nbdev.serve_drv
-    _skip_flagged_cells()
-    try: nbdev.serve_drv.main(o); return None
+    "Process one notebook as `nbdev.serve_drv.main` does; return (error or None, skipped cells) (worker-safe)."
+    import nbdev.serve_drv, warnings
+    warnings.filterwarnings('ignore', message='Found cells containing imports and other code')
+    _patch_doc_exec()
+    _SKIPPED.clear()
+    cwd = os.getcwd()
+    try:
+        os.chdir(Path(o[0]).parent)   # as under nbdev_test: a cell's relative paths start at its notebook's folder
+        nbdev.serve_drv.main(o); return None, list(_SKIPPED)
     except Exception as e:
         c = e.__cause__
-        return str(e).splitlines()[0] + (f' -> {type(c).__name__}: {c}' if c is not None else '')
-    finally: os.environ.pop('IN_TEST', None)
+        return str(e).splitlines()[0] + (f' -> {type(c).__name__}: {c}' if c is not None else ''), list(_SKIPPED)
+    finally:
+        os.environ.pop('IN_TEST', None)
+        os.chdir(cwd)
 
 
 def nbdev_process(n_workers=2):
@@ -102,13 +144,14 @@ def nbdev_process(n_workers=2):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import build_docs   # this file as a module: spawned workers unpickle `build_docs._proc_one`, not `__main__._proc_one`
     errs = parallel(build_docs._proc_one, todo, n_workers=n_workers, pause=0.01, **({} if n_workers == 0 else {'method': 'spawn'}))
-    failed = {}
-    for (src, dst, _), err in zip(todo, errs):
+    failed, skipped = {}, {}
+    for (src, dst, _), (err, sk) in zip(todo, errs):
+        if sk: skipped[src.relative_to(cfg.config_path).as_posix()] = sk
         if err is None: continue
         failed[dst.relative_to(cache).as_posix()] = f'{src.relative_to(cfg.config_path)}: {err}'
         if dst.exists(): dst.unlink()
     cache.touch()
-    return cache, cfg, failed
+    return cache, cfg, failed, skipped
 
 
 def _front_matter(nb):
@@ -145,6 +188,38 @@ def rename_to_output_files(proc):
         new.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
         if new != old: old.unlink()
     return {o.relative_to(proc).as_posix(): n.relative_to(proc).as_posix() for o, n in moves.items() if o != n}
+
+
+_DISPLAY_MATH = re.compile(r'\$\$(.+?)\$\$', re.S)
+
+
+def _one_line_math(md):
+    "Join the lines of each `$$...$$` of a markdown text (outside code fences) into one line."
+    parts = re.split(r'(?ms)(^ {0,3}(?:```|~~~).*?^ {0,3}(?:```|~~~)[^\n]*$)', md)   # odd items: code fences
+    def _join(m):
+        tex = m.group(1)
+        if '\n' not in tex or re.search(r'(?<!\\)%', tex): return m.group(0)   # a TeX comment needs its line end
+        return '$$' + ' '.join(l.strip() for l in tex.split('\n')) + '$$'
+    return ''.join(p if i % 2 else _DISPLAY_MATH.sub(_join, p) for i, p in enumerate(parts))
+
+
+def fix_markdown_math(proc):
+    """Put each display formula `$$...$$` of the markdown cells on one line; return how many cells changed.
+
+    Pandoc reads a formula's lines as one formula; a CommonMark reader (smalldocs) first splits the paragraph into
+    blocks, so a formula line that starts with `+ `, `- `, `* `, `1. `, `> ` or `#` becomes a list, a quote or a
+    heading, and the rest of the formula is left as raw TeX. On one line it cannot be taken apart."""
+    import json
+    n = 0
+    for nbp in sorted(proc.rglob('*.ipynb')):
+        nb = json.loads(nbp.read_text(encoding='utf-8')); changed = False
+        for c in nb.get('cells', []):
+            if c.get('cell_type') != 'markdown': continue
+            src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+            new = _one_line_math(src)
+            if new != src: c['source'] = new; changed = True; n += 1
+        if changed: nbp.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
+    return n
 
 
 def fix_proc_config(proc, moves):
@@ -266,18 +341,19 @@ def main(argv=None):
     os.chdir(ROOT)
     t0 = time.time()
     katex_dist = ensure_katex(install=not a.no_npm)
-    proc, cfg, failed = nbdev_process(a.n_workers)
+    proc, cfg, failed, skipped = nbdev_process(a.n_workers)
+    for nb, sk in skipped.items():
+        for kind, line, err in sk:
+            log(f'note: {nb}: a cell that mixes imports with other code failed during doc processing, ignored here '
+                f'(nbdev_docs would stop; keep imports in import-only cells): "{line}" -> {err}')
     for k, v in failed.items(): log(f'FAILED to process {v}')
-    if failed:
-        log('  nbdev runs, to make the docs, the export cells, the show_doc cells and every cell with an import '
-            'statement, and none of the others: a cell that imports AND uses a name made in another cell fails here. '
-            'Put the imports in an import-only cell (nbdev FAQ: "Found cells containing imports and other code"). '
-            'The site is built without these notebooks.')
+    if failed: log('  the site is built without these notebooks')
     t1 = time.time()
     log(f'nbdev processing -> {proc.relative_to(ROOT)} ({t1-t0:.1f} s)')
     moves = rename_to_output_files(proc)
     moves.update({k: None for k in failed})
     fix_proc_config(proc, moves)
+    fix_markdown_math(proc)
     out, warnings = render(proc)
     for w in warnings: log('smalldocs warning:', w)
     docs = ROOT/cfg.doc_path.name

@@ -174,7 +174,7 @@ PAGE_JS = r"""
   const katexErrors = Array.from(document.querySelectorAll('.katex-error')).map(e => (e.getAttribute('title') || e.textContent).slice(0, 120));
   const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
   const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id).concat(Array.from(document.querySelectorAll('a[name]')).map(a => a.name));
-  return {title: document.title, broken, rawTex, nMath: math.length, nKatex: document.querySelectorAll('.katex').length, nDisplay: document.querySelectorAll('.katex-display').length,
+  return {title: document.title, broken, rawTex, nMath: math.length, nKatex: document.querySelectorAll('.katex').length, nDisplay: document.querySelectorAll('.katex-display').length, nImg: imgs.length,
           unrendered, katexErrors, links, ids, textLength: document.body.innerText.length};
 })()
 """
@@ -233,9 +233,17 @@ def visit(browser, url, settle=0.3, timeout=30):
 def screenshot(browser, path, selectors=()):
     "Save a PNG of the viewport, scrolled to the first element that one of `selectors` (tried in order) finds."
     for sel in selectors:
+        # `__nth__K`: the K-th display formula
+        q = (f"document.querySelectorAll('.katex-display')[{int(sel[7:])}]" if sel.startswith('__nth__')
+             else f"document.querySelector({json.dumps(sel)})")
         found = browser.send('Runtime.evaluate', {'returnByValue': True, 'expression':
-            f"(e => {{ if (!e) return false; e.scrollIntoView({{block: 'center'}}); return true; }})(document.querySelector({json.dumps(sel)}))"})
-        if found.get('result', {}).get('value'): time.sleep(0.3); break
+            f"(e => {{ if (!e) return false; e.scrollIntoView({{block: 'center'}}); return true; }})({q})"})
+        if found.get('result', {}).get('value'): break
+    # let the scrolled-to part of a long page decode and paint before the capture
+    browser.send('Runtime.evaluate', {'awaitPromise': True, 'expression':
+        "Promise.all(Array.from(document.images).map(i => i.decode().catch(() => null)))"
+        ".then(() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))))"})
+    time.sleep(1.0)
     data = browser.send('Page.captureScreenshot', {'format': 'png'})['data']
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(base64.b64decode(data))
@@ -300,10 +308,19 @@ def check_site(root, shots=None, pages=None, api_page=None):
             api = api_page or (max(ndoc, key=ndoc.get) if ndoc else None)
             if api:
                 visit(br, f'{srv.origin}/{api}'); saved['api'] = screenshot(br, shots/f"api_{Path(api).stem}.png")
-            withmath = sorted((v for v in visits if v.get('nKatex')), key=lambda v: -v.get('nDisplay', 0))
-            mathp = withmath[0]['url'][len(srv.origin) + 1:] if withmath else None
-            if mathp:
-                visit(br, f'{srv.origin}/{mathp}'); saved['math'] = screenshot(br, shots/f"math_{Path(mathp).stem}.png", ('.katex-display', '.katex'))
+            rel = lambda v: v['url'][len(srv.origin) + 1:]
+            # the page with the most display formulas (another than the API page when there is one), at its middle one
+            withmath = sorted((v for v in visits if v.get('nKatex')), key=lambda v: (rel(v) == api, -v.get('nDisplay', 0)))
+            if withmath:
+                v = withmath[0]; k = v.get('nDisplay', 0) // 2
+                visit(br, f'{srv.origin}/{rel(v)}')
+                saved['math'] = screenshot(br, shots/f"math_{Path(rel(v)).stem}.png",
+                                           ('.katex-display', '.katex') if not k else (f'__nth__{k}',))
+            # the page with the most images (plots), at its first one
+            withimg = sorted((v for v in visits if v.get('nImg')), key=lambda v: -v.get('nImg', 0))
+            if withimg:
+                v = withimg[0]; visit(br, f'{srv.origin}/{rel(v)}')
+                saved['plot'] = screenshot(br, shots/f"plot_{Path(rel(v)).stem}.png", ('main img',))
         hits = list(srv.httpd.hits)
         return visits, hits, srv.origin, saved
 
