@@ -75,15 +75,20 @@ def ls_target(y,       # integer labels, any shape (...)
     return q
 
 # %% ../nbs/02_theory.ipynb #88c0faa4
-def ls_loss(logits,  # logits, shape (..., V)
-            y,       # integer labels, shape (...)
-            alpha):  # smoothing weight in [0, 1]
-    "Label-smoothed cross-entropy $-\\sum_j q_j\\log\\mathrm{softmax}(z)_j$ per position, shape (...)."
+def _logits_labels(logits, y):
+    "Checked logits (..., V) with V >= 2, finite, and integer labels of shape (...)."
     z = _arr(logits, 'logits')
     if z.ndim < 1 or z.shape[-1] < 2: raise ValueError(f'logits must have shape (..., V) with V >= 2, got {z.shape}')
     if np.isinf(z).any(): raise ValueError('logits must be finite')
     y = np.asarray(y)
     if y.shape != z.shape[:-1]: raise ValueError(f'y has shape {y.shape}, logits {z.shape}: expected y.shape == logits.shape[:-1]')
+    return z, y
+
+def ls_loss(logits,  # logits, shape (..., V)
+            y,       # integer labels, shape (...)
+            alpha):  # smoothing weight in [0, 1]
+    "Label-smoothed cross-entropy $-\\sum_j q_j\\log\\mathrm{softmax}(z)_j$ per position, shape (...)."
+    z, y = _logits_labels(logits, y)
     q = ls_target(y, z.shape[-1], alpha)
     return _out(-(q * log_softmax(z, axis=-1)).sum(-1))
 
@@ -91,9 +96,8 @@ def ls_grad(logits, # logits, shape (..., V)
             y,      # integer labels, shape (...)
             alpha): # smoothing weight in [0, 1]
     "Gradient of `ls_loss` with respect to the logits: $p-q$, shape (..., V)."
-    z = _arr(logits, 'logits')
-    if z.ndim < 1 or z.shape[-1] < 2: raise ValueError(f'logits must have shape (..., V) with V >= 2, got {z.shape}')
-    return softmax(z, axis=-1) - ls_target(np.asarray(y), z.shape[-1], alpha)
+    z, y = _logits_labels(logits, y)
+    return softmax(z, axis=-1) - ls_target(y, z.shape[-1], alpha)
 
 # %% ../nbs/02_theory.ipynb #95bd0ac0
 def confidence_from_gap(gap, # logit gap between the top token and every other token (>= 0, may be inf)
