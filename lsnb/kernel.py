@@ -200,7 +200,7 @@ def _chunked(x, w, b, t, *, impl, opts, scale, do_fwd, need, lse=None, chunk_siz
     # fp16 has 5 exponent bits: g_i * p_ij (g_i = 1/n for the mean) underflows. Store G * S with a power of two S
     # that puts max|g| near 256, and undo it in the fp32 epilogue of the matmuls (alpha = 1/S): exact, no overflow.
     S = 1.0
-    if do_grad and x.dtype == torch.float16:
+    if do_grad and x.dtype == torch.float16 and scale.numel() > 0:   # no kept token: nothing to scale
         gmax = float(scale.abs().max())
         if gmax > 0: S = 2.0 ** round(math.log2(256.0 / gmax))
     if need_w and n == 0: dw.zero_()
