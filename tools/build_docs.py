@@ -190,6 +190,33 @@ def rename_to_output_files(proc):
     return {o.relative_to(proc).as_posix(): n.relative_to(proc).as_posix() for o, n in moves.items() if o != n}
 
 
+_NB_LINK = re.compile(r'\]\(([^)#\s]+\.ipynb)(#[^)\s]*)?\)')
+
+
+def fix_notebook_links(proc, moves):
+    """Point markdown links between notebooks (`[x](../02_theory.ipynb)`, as they work on GitHub) at the renamed
+    copies in `_proc/`; return how many links changed. A link to a notebook that does not exist is left for smalldocs
+    to report."""
+    import json, posixpath
+    n = 0
+    for nbp in sorted(proc.rglob('*.ipynb')):
+        here = nbp.parent.relative_to(proc).as_posix()
+        nb = json.loads(nbp.read_text(encoding='utf-8')); changed = False
+        def _fix(m):
+            nonlocal n
+            target = posixpath.normpath(posixpath.join(here, m.group(1)))
+            if target not in moves: return m.group(0)
+            n += 1
+            return f'](' + posixpath.relpath(moves[target], here or '.') + (m.group(2) or '') + ')'
+        for c in nb.get('cells', []):
+            if c.get('cell_type') != 'markdown': continue
+            src = ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+            new = _NB_LINK.sub(_fix, src)
+            if new != src: c['source'] = new; changed = True
+        if changed: nbp.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
+    return n
+
+
 _DISPLAY_MATH = re.compile(r'\$\$(.+?)\$\$', re.S)
 
 
@@ -354,6 +381,7 @@ def main(argv=None):
     moves.update({k: None for k in failed})
     fix_proc_config(proc, moves)
     fix_markdown_math(proc)
+    fix_notebook_links(proc, {k: v for k, v in moves.items() if v})
     out, warnings = render(proc)
     for w in warnings: log('smalldocs warning:', w)
     docs = ROOT/cfg.doc_path.name
