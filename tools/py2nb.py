@@ -3,7 +3,7 @@
 
 Cells start at lines `# %%` (code) or `# %% [markdown]` (markdown; each line's leading `# ` is removed).
     python tools/py2nb.py draft.py nbs/01_calibration.ipynb [--execute]
-`--execute` runs the notebook with execnb (in its own folder) and saves the outputs.
+`--execute` runs the notebook with execnb (in its own folder; `#| eval: false` cells are skipped) and saves the outputs.
 """
 import json, sys, re, os
 from pathlib import Path
@@ -39,7 +39,9 @@ def main():
         from execnb.shell import CaptureShell
         cwd = os.getcwd(); os.chdir(dest.parent.resolve())
         try:
-            CaptureShell().execute(dest.name, dest.name, exc_stop=True)
+            # like nbdev_test: cells marked `#| eval: false` (GPU/Hub reruns, side effects) are not run
+            skip = lambda cell: any(l.strip().replace(' ', '') == '#|eval:false' for l in cell.source.splitlines())
+            CaptureShell().execute(dest.name, dest.name, exc_stop=True, preproc=skip)
         finally: os.chdir(cwd)
     print(f'wrote {dest} ({len(nb["cells"])} cells)')
 
