@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #051f0b13
 from __future__ import annotations
-import os, sys, json, platform, random, subprocess, tempfile, datetime
+import os, sys, re, io, json, types, typing, inspect, linecache, argparse, contextlib, dataclasses, platform, random, subprocess, tempfile, datetime
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
 __all__ = ['atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl', 'git_commit', 'device_name', 'default_device',
-           'run_info', 'seed_everything']
+           'run_info', 'seed_everything', 'config_help', 'add_config_args', 'config_from_args', 'config_to_dict',
+           'config_diff']
 
 # %% ../nbs/00_core.ipynb #7998fba3
 def atomic_write_text(path:str|Path, # file to (re)write
@@ -109,3 +110,99 @@ def seed_everything(seed:int): # seed for python, numpy and torch (CPU and CUDA)
     "Seed every random number generator lsnb uses."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
+
+# %% ../nbs/00_core.ipynb #feab0487
+def _field_comments(cls)->dict:
+    "Help text of each dataclass field from its trailing `# comment` in the class source."
+    try: lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):   # defined in a notebook cell: look for it in the cells' line cache
+        src = [''.join(v[2]) for k, v in list(linecache.cache.items()) if k.startswith('<') and len(v) > 2 and v[2]]
+        src = [s for s in src if re.search(rf'^class {cls.__name__}\b', s, re.M)]
+        if not src: return {}
+        lines = src[-1].split(f'class {cls.__name__}', 1)[1].splitlines()[1:]
+        lines = lines[:next((j for j, l in enumerate(lines) if l.strip() and not l[:1].isspace()), len(lines))]
+    out = {}
+    for l in lines:
+        m = re.match(r'^\s+([A-Za-z_]\w*)\s*:[^#]*#\s?(.*)$', l)
+        if m and m.group(1) not in out: out[m.group(1)] = m.group(2).strip()
+    return out
+
+def config_help(cls)->dict: # a dataclass (class or instance)
+    "Field name -> help text: `metadata['help']` if given, else the field's trailing comment."
+    cls = cls if isinstance(cls, type) else type(cls)
+    com = _field_comments(cls)
+    return {f.name: f.metadata.get('help', com.get(f.name, '')) for f in dataclasses.fields(cls)}
+
+def _arg_type(tp):
+    "(base type, is optional) of an annotation such as `int`, `float|None`, `tuple`."
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) < len(typing.get_args(tp)):
+        return (args[0] if len(args) == 1 else str), True
+    return tp, False
+
+def _csv(s): return tuple(x for x in str(s).split(',') if x) if not isinstance(s, (tuple, list)) else tuple(s)
+
+def _parse_number(kind):
+    def f(s):
+        try: return kind(s)
+        except ValueError: raise argparse.ArgumentTypeError(f'expected {"an integer" if kind is int else "a number"}, got {s!r}')
+    f.__name__ = kind.__name__
+    return f
+
+# %% ../nbs/00_core.ipynb #c026b37c
+def add_config_args(p, # an `argparse.ArgumentParser` (or argument group) to fill
+                    cls, # a dataclass: one option per field
+                    exclude=(), # fields with no option
+                    groups:dict|None=None): # group title -> field names (argument groups in `--help`); the rest go in `p`
+    "Add one `--field-name` option per field of `cls`: type from the annotation, help from the field's comment."
+    hints, helps = typing.get_type_hints(cls), config_help(cls)
+    where = {n: p.add_argument_group(g) for g, ns in (groups or {}).items() for n in ns}
+    for f in dataclasses.fields(cls):
+        if f.name in exclude or not f.init: continue
+        tp, optional = _arg_type(hints[f.name])
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        default = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if has_default else None)
+        opt, h, g = '--' + f.name.replace('_', '-'), helps.get(f.name, ''), where.get(f.name, p)
+        kw = dict(dest=f.name, help=h)
+        if 'choices' in f.metadata: kw['choices'] = f.metadata['choices']
+        if tp is bool and not optional:
+            if default: g.add_argument('--no-' + f.name.replace('_', '-'), action='store_false', **kw)
+            else: g.add_argument(opt, action='store_true', **kw)
+            continue
+        origin = typing.get_origin(tp) or tp
+        kw['type'] = _csv if origin in (tuple, list) else _parse_number(tp) if tp in (int, float) else str
+        if has_default:
+            kw['default'] = default
+            if default is not None and default != () and default != '':
+                shown = ','.join(map(str, default)) if isinstance(default, (tuple, list)) else default
+                kw['help'] = (h + ' ' if h else '') + f'(default: {shown})'.replace('%', '%%')
+        else: kw['required'] = True
+        g.add_argument(opt, **kw)
+    return p
+
+def config_from_args(cls, # the dataclass given to `add_config_args`
+                     args, # parsed `argparse.Namespace` (extra attributes are ignored)
+                     **override): # fields to set instead
+    "An instance of `cls` from parsed arguments; the dataclass's own checks (`__post_init__`) run."
+    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.init and hasattr(args, f.name)}
+    return cls(**{**kw, **override})
+
+# %% ../nbs/00_core.ipynb #ec8e0ebc
+def config_to_dict(cfg)->dict: # a dataclass instance
+    "The fields of `cfg` as plain JSON values (tuples become lists, paths strings)."
+    def conv(v):
+        if isinstance(v, Path): return str(v)
+        if isinstance(v, (tuple, list)): return [conv(x) for x in v]
+        if isinstance(v, dict): return {str(k): conv(x) for k, x in v.items()}
+        return _to_jsonable(v) if not isinstance(v, (str, int, float, bool, type(None))) else v
+    return {f.name: conv(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+
+def config_diff(saved:dict, # a config saved by `config_to_dict` (e.g. read from a run's JSON)
+                cfg,         # the config of this run (a dataclass instance or a dict)
+                keys=None)->dict: # fields to compare (default: every field of `cfg`)
+    "Fields whose value differs between `saved` and `cfg`: name -> (saved, now). A field missing from `saved` differs."
+    now = cfg if isinstance(cfg, dict) else config_to_dict(cfg)
+    keys = list(now) if keys is None else list(keys)
+    miss = object()
+    norm = lambda v: json.loads(json.dumps(v))
+    return {k: (saved.get(k), now.get(k)) for k in keys if norm(saved.get(k, None)) != norm(now.get(k)) or saved.get(k, miss) is miss}

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .core import atomic_write_json, run_info, seed_everything
 from .data import MCItem, load_task, get_task
 from .calibration import ece, bootstrap_ci, paired_bootstrap, fit_temperature, grouped_report, calibration_summary
+from .models import find_output_head
 
 # %% auto #0
 __all__ = ['ENGLISH', 'MULTILINGUAL', 'ENGLISH_OF', 'StudyConfig', 'RunSpec', 'standard_runs', 'study_items', 'save_items',
@@ -162,7 +163,6 @@ def load_scores(path): # an .npz file written by `save_scores`
 @contextlib.contextmanager
 def serving(model, temperature:float=1.0, softcap:float|None=None):
     "Score `model` with logits `softcap(head(h)) / temperature`, restoring it afterwards."
-    from lsnb.sft import find_output_head
     if not temperature > 0: raise ValueError(f'temperature must be > 0, got {temperature}')
     head, cfg = find_output_head(model), model.config
     old = getattr(cfg, 'final_logit_softcapping', None)
@@ -215,8 +215,8 @@ def token_stats(model, rows:list,            # packed rows (`input_ids`, `labels
                           conf=[float(c[idx == k].mean()) if counts[k] else None for k in range(n_bins)]))
 
 def find_vocab(model): # a causal LM
-    "The vocabulary size V of `model`'s output head."
-    return int(model.get_output_embeddings().weight.shape[0])
+    "The vocabulary size V of `model`'s output head (`lsnb.models.find_output_head`)."
+    return int(find_output_head(model).weight.shape[0])
 
 # %% ../nbs/07_experiments.ipynb #eccc5eb5
 def sft_rows(cfg:StudyConfig, tok, records:list|None=None, progress:bool=False):
@@ -233,16 +233,14 @@ def sft_rows(cfg:StudyConfig, tok, records:list|None=None, progress:bool=False):
 
 def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out: scratch folder for the Trainer
     "Fine-tune `model` in place on `rows` with the run's loss and seed; returns the training summary."
-    from transformers import TrainingArguments
-    from lsnb.sft import LSTrainer, LossConfig, peak_memory_gb
+    from lsnb.sft import LSTrainer, LossConfig, peak_memory_gb, training_arguments
     from lsnb.sft_data import SFTCollator, ListDataset
     seed_everything(spec.seed)
     cpu = not torch.cuda.is_available()
-    targs = TrainingArguments(output_dir=str(out), per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-                              num_train_epochs=cfg.epochs, lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup,
-                              weight_decay=cfg.weight_decay, bf16=cfg.bf16 and not cpu, seed=spec.seed, data_seed=spec.seed,
-                              logging_steps=10, save_strategy='no', report_to='none', remove_unused_columns=False,
-                              use_cpu=cpu, disable_tqdm=True, dataloader_num_workers=0)
+    targs = training_arguments(out, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
+                               lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup, weight_decay=cfg.weight_decay,
+                               bf16=cfg.bf16 and not cpu, seed=spec.seed, data_seed=spec.seed, logging_steps=10, save_strategy='no',
+                               disable_tqdm=True)
     tr = LSTrainer(model=model, args=targs, train_dataset=ListDataset(rows), data_collator=SFTCollator(tok.pad_token_id),
                    loss_config=LossConfig(spec.alpha, spec.temperature, spec.softcap), fused=True)
     t0 = time.time(); res = tr.train(); tr.fused_head.remove()

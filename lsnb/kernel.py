@@ -5,6 +5,7 @@
 # %% ../nbs/03_kernel.ipynb #4d2efc8a
 from __future__ import annotations
 import math
+from dataclasses import dataclass, replace, fields
 import torch, torch.nn as nn, torch.nn.functional as F
 try:
     import triton, triton.language as tl
@@ -13,16 +14,58 @@ except ImportError:  # the pure-PyTorch path still works
     HAS_TRITON = False
 
 # %% auto #0
-__all__ = ['REDUCTIONS', 'IMPLS', 'resolve_impl', 'linear_cross_entropy', 'LinearCrossEntropyLoss', 'reference_loss',
-           'label_smoothing_on_top']
+__all__ = ['REDUCTIONS', 'IMPLS', 'KernelOptions', 'resolve_impl', 'linear_cross_entropy', 'LinearCrossEntropyLoss',
+           'reference_loss', 'label_smoothing_on_top']
 
 # %% ../nbs/03_kernel.ipynb #0cf4df89
 REDUCTIONS = ('mean', 'sum', 'none')
 IMPLS = ('auto', 'triton', 'torch', 'cce')
+
+def _number(v): return not isinstance(v, bool) and isinstance(v, (int, float))
+
+@dataclass(frozen=True)
+class KernelOptions:
+    "The options of `linear_cross_entropy`, checked once when made; `_chunked` and the autograd function read them."
+    label_smoothing:float=0.0   # alpha in [0, 1], spread uniformly over the V classes
+    ignore_index:int=-100       # targets equal to it get no loss and no gradient
+    reduction:str='mean'        # 'mean' (over kept tokens; 0 if none), 'sum' or 'none'
+    softcap:float|None=None     # Gemma-2 cap, y = softcap * tanh(z / softcap)
+    z_loss:float=0.0            # adds z_loss * lse(y)^2 per kept token
+    temperature:float=1.0       # logits are divided by it before softcap and CE
+    impl:str='auto'             # 'triton', 'torch', 'auto' or 'cce' (CCE + smoothing on top)
+    chunk_size:int|None=None    # tokens per chunk (None: ~1 GiB of logits on a GPU)
+    check_target:bool=True      # check the target range (one host sync)
+
+    def __post_init__(self):
+        if self.reduction not in REDUCTIONS: raise ValueError(f'reduction must be one of {REDUCTIONS}, got {self.reduction!r}')
+        ls = self.label_smoothing
+        if not _number(ls) or not 0.0 <= ls <= 1.0: raise ValueError(f'label_smoothing must be a number in [0, 1], got {ls!r}')
+        sc = self.softcap
+        if sc is not None and (not isinstance(sc, (int, float)) or not math.isfinite(sc) or sc <= 0):
+            raise ValueError(f'softcap must be None or a finite number > 0, got {sc!r}')
+        if not isinstance(self.z_loss, (int, float)) or not math.isfinite(self.z_loss) or self.z_loss < 0:
+            raise ValueError(f'z_loss must be a finite number >= 0, got {self.z_loss!r}')
+        T = self.temperature
+        if not isinstance(T, (int, float)) or not math.isfinite(T) or T <= 0:
+            raise ValueError(f'temperature must be a finite number > 0, got {T!r}')
+        if isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index, int):
+            raise TypeError(f'ignore_index must be an int, got {type(self.ignore_index).__name__}')
+        if self.impl not in IMPLS: raise ValueError(f'impl must be one of {IMPLS}, got {self.impl!r}')
+        cs = self.chunk_size
+        if cs is not None and (isinstance(cs, bool) or not isinstance(cs, int) or cs < 1):
+            raise ValueError(f'chunk_size must be None or a positive int, got {cs!r}')
+        if not isinstance(self.check_target, bool): raise TypeError(f'check_target must be a bool, got {self.check_target!r}')
+        for k in ('label_smoothing', 'z_loss', 'temperature'): object.__setattr__(self, k, float(getattr(self, k)))
+        if sc is not None: object.__setattr__(self, 'softcap', float(sc))
+
+    @property
+    def inv_temp(self): return 1.0 / self.temperature
+
+# %% ../nbs/03_kernel.ipynb #660bdf48
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32)
 
-def _check_args(input, weight, target, bias, label_smoothing, ignore_index, reduction, softcap, z_loss, temperature, impl, chunk_size):
-    "Validate everything that can be checked without reading device memory; raise `TypeError`/`ValueError`."
+def _check_args(input, weight, target, bias, opts:KernelOptions):
+    "Validate the tensors against `opts` without reading device memory; raise `TypeError`/`ValueError`."
     for name, t in (('input', input), ('weight', weight), ('target', target)):
         if not isinstance(t, torch.Tensor): raise TypeError(f'{name} must be a torch.Tensor, got {type(t).__name__}')
     if bias is not None and not isinstance(bias, torch.Tensor): raise TypeError(f'bias must be a torch.Tensor or None, got {type(bias).__name__}')
@@ -33,8 +76,8 @@ def _check_args(input, weight, target, bias, label_smoothing, ignore_index, redu
         raise ValueError(f'input must have shape (..., d) with d = weight.shape[1] = {d}, got {tuple(input.shape)}')
     if tuple(target.shape) != tuple(input.shape[:-1]):
         raise ValueError(f'target must have shape input.shape[:-1] = {tuple(input.shape[:-1])}, got {tuple(target.shape)}')
-    allowed = _FLOATS + ((torch.float64,) if impl == 'torch' else ())
-    if input.dtype not in allowed: raise TypeError(f'input dtype must be one of {allowed} for impl={impl!r}, got {input.dtype}')
+    allowed = _FLOATS + ((torch.float64,) if opts.impl == 'torch' else ())
+    if input.dtype not in allowed: raise TypeError(f'input dtype must be one of {allowed} for impl={opts.impl!r}, got {input.dtype}')
     if weight.dtype != input.dtype: raise TypeError(f'weight dtype {weight.dtype} differs from input dtype {input.dtype}')
     if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
         raise TypeError(f'target must be an integer tensor of class indices, got {target.dtype}')
@@ -45,19 +88,6 @@ def _check_args(input, weight, target, bias, label_smoothing, ignore_index, redu
         devs.append(('bias', bias.device))
     if len({dv for _, dv in devs}) > 1:
         raise ValueError('all tensors must be on one device, got ' + ', '.join(f'{n}: {dv}' for n, dv in devs))
-    if reduction not in REDUCTIONS: raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}')
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f'label_smoothing must be a number in [0, 1], got {label_smoothing!r}')
-    if softcap is not None and (not isinstance(softcap, (int, float)) or not math.isfinite(softcap) or softcap <= 0):
-        raise ValueError(f'softcap must be None or a finite number > 0, got {softcap!r}')
-    if not isinstance(z_loss, (int, float)) or not math.isfinite(z_loss) or z_loss < 0:
-        raise ValueError(f'z_loss must be a finite number >= 0, got {z_loss!r}')
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f'temperature must be a finite number > 0, got {temperature!r}')
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int): raise TypeError(f'ignore_index must be an int, got {type(ignore_index).__name__}')
-    if impl not in IMPLS: raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f'chunk_size must be None or a positive int, got {chunk_size!r}')
 
 def _check_target(t, V, ignore_index):
     "Raise `ValueError` if a target is outside [0, V) and not `ignore_index` (one reduction and one host sync, no device assert)."
@@ -180,8 +210,9 @@ def _auto_chunk(n, V, elsize, impl, device):
         c = 64 * 2**20 // (V * max(elsize, 4) * 3)   # the torch row op holds fp32 temporaries
     return max(1, min(n, c))
 
-def _chunked(x, w, b, t, *, impl, opts, scale, do_fwd, need, lse=None, chunk_size=None):
+def _chunked(x, w, b, t, opts:KernelOptions, *, scale, do_fwd, need, lse=None):
     "Per-row loss and lse of `x` (n, d), and the gradients flagged in `need` = (x, w, b), one chunk of logits at a time."
+    if opts.impl not in ('triton', 'torch'): raise ValueError(f"_chunked needs a resolved impl ('triton' or 'torch'), got {opts.impl!r}")
     n, d = x.shape; V = w.shape[0]
     need_x, need_w, need_b = need
     do_grad = need_x or need_w or need_b
@@ -191,9 +222,9 @@ def _chunked(x, w, b, t, *, impl, opts, scale, do_fwd, need, lse=None, chunk_siz
     dx = torch.empty_like(x) if need_x else None
     dw = torch.empty_like(w) if need_w else None   # the first chunk's addmm has beta=0
     db = torch.zeros(V, device=x.device, dtype=acc) if need_b else None
-    rows = _rows_triton if impl == 'triton' else _rows_torch
-    alpha, inv_temp = opts['label_smoothing'], 1.0 / opts['temperature']
-    rank_one = impl == 'torch' and opts['softcap'] is None
+    rows = _rows_triton if opts.impl == 'triton' else _rows_torch
+    alpha, inv_temp = opts.label_smoothing, opts.inv_temp
+    rank_one = opts.impl == 'torch' and opts.softcap is None
     if rank_one:   # sum_j z_ij = x_i . wbar + sum_j b_j
         wbar = w.to(acc).sum(0); bsum = b.to(acc).sum() if b is not None else 0.0
         u = torch.zeros(d, device=x.device, dtype=acc); rsum = torch.zeros((), device=x.device, dtype=acc)
@@ -204,7 +235,7 @@ def _chunked(x, w, b, t, *, impl, opts, scale, do_fwd, need, lse=None, chunk_siz
         gmax = float(scale.abs().max())
         if gmax > 0: S = 2.0 ** round(math.log2(256.0 / gmax))
     if need_w and n == 0: dw.zero_()
-    C = chunk_size or _auto_chunk(n, V, x.element_size(), impl, x.device)
+    C = opts.chunk_size or _auto_chunk(n, V, x.element_size(), opts.impl, x.device)
     buf = x.new_empty(max(min(C, n), 0), V)
     for s in range(0, n, C):
         e = min(n, s + C); xc = x[s:e]; z = buf[:e - s]
@@ -212,7 +243,7 @@ def _chunked(x, w, b, t, *, impl, opts, scale, do_fwd, need, lse=None, chunk_siz
         if b is None: torch.mm(xc, w.t(), out=z)
         else: torch.addmm(b, xc, w.t(), out=z)
         rowsum = (xc.to(acc) @ wbar + bsum) if (rank_one and do_fwd) else None
-        rows(z, t[s:e], lse[s:e], loss[s:e], sc * S if S != 1.0 else sc, alpha=alpha, softcap=opts['softcap'], z_loss=opts['z_loss'],
+        rows(z, t[s:e], lse[s:e], loss[s:e], sc * S if S != 1.0 else sc, alpha=alpha, softcap=opts.softcap, z_loss=opts.z_loss,
              inv_temp=inv_temp, do_fwd=do_fwd, do_grad=do_grad, rowsum=rowsum)
         if not do_grad: continue
         r1 = rank_one and alpha > 0
@@ -236,26 +267,24 @@ def _chunked(x, w, b, t, *, impl, opts, scale, do_fwd, need, lse=None, chunk_siz
 class _LinearCrossEntropy(torch.autograd.Function):
     "Gradients in the forward pass for mean/sum (6NdV flops); recomputation in the backward for 'none'."
     @staticmethod
-    def forward(ctx, x, w, b, t, impl, opts, chunk_size):
+    def forward(ctx, x, w, b, t, opts):
         need = tuple(ctx.needs_input_grad[:3])
-        ctx.need, ctx.impl, ctx.opts, ctx.chunk_size = need, impl, opts, chunk_size
+        ctx.need, ctx.opts = need, opts
         n = x.shape[0]
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-        ctx.precomputed = opts['reduction'] != 'none' and any(need)
+        ctx.precomputed = opts.reduction != 'none' and any(need)
         if not ctx.precomputed:
             one = torch.ones(1, device=x.device, dtype=acc)
-            loss, lse, *_ = _chunked(x, w, b, t, impl=impl, opts=opts, scale=one, do_fwd=True,
-                                     need=(False, False, False), chunk_size=chunk_size)
+            loss, lse, *_ = _chunked(x, w, b, t, opts, scale=one, do_fwd=True, need=(False, False, False))
             if any(need): ctx.save_for_backward(x, w, b, t, lse)
         else:
-            k = 1.0 / max(n, 1) if opts['reduction'] == 'mean' else 1.0
+            k = 1.0 / max(n, 1) if opts.reduction == 'mean' else 1.0
             scale = torch.full((1,), k, device=x.device, dtype=acc)
-            loss, lse, dx, dw, db = _chunked(x, w, b, t, impl=impl, opts=opts, scale=scale, do_fwd=True,
-                                             need=need, chunk_size=chunk_size)
+            loss, lse, dx, dw, db = _chunked(x, w, b, t, opts, scale=scale, do_fwd=True, need=need)
             ctx.save_for_backward(dx, dw, db)
-        if opts['reduction'] == 'none': return loss
+        if opts.reduction == 'none': return loss
         out = loss.sum()
-        return out / max(n, 1) if opts['reduction'] == 'mean' else out
+        return out / max(n, 1) if opts.reduction == 'mean' else out
 
     @staticmethod
     def backward(ctx, g):
@@ -265,9 +294,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 dx, dw, db = [None if a is None else a * g.to(a.dtype) for a in (dx, dw, db)]
         else:
             x, w, b, t, lse = ctx.saved_tensors
-            _, _, dx, dw, db = _chunked(x, w, b, t, impl=ctx.impl, opts=ctx.opts, scale=g.contiguous(), do_fwd=False,
-                                        need=ctx.need, lse=lse, chunk_size=ctx.chunk_size)
-        return dx, dw, db, None, None, None, None
+            _, _, dx, dw, db = _chunked(x, w, b, t, ctx.opts, scale=g.contiguous(), do_fwd=False, need=ctx.need, lse=lse)
+        return dx, dw, db, None, None
 
 # %% ../nbs/03_kernel.ipynb #f225bb55
 def resolve_impl(impl:str,             # 'auto', 'triton' or 'torch'
@@ -301,45 +329,47 @@ def linear_cross_entropy(input:torch.Tensor,   # hidden states (..., d)
                          check_target:bool=True,       # check the target range (one host sync)
                         )->torch.Tensor: # fp32 scalar, or shape `target.shape` for 'none'
     "`F.cross_entropy(F.linear(input, weight, bias).float(), target, ...)` (plus temperature, softcap, z-loss) without N x V logits."
-    _check_args(input, weight, target, bias, label_smoothing, ignore_index, reduction, softcap, z_loss, temperature, impl, chunk_size)
-    impl = resolve_impl(impl, input.device)
+    opts = KernelOptions(label_smoothing=label_smoothing, ignore_index=ignore_index, reduction=reduction, softcap=softcap,
+                         z_loss=z_loss, temperature=temperature, impl=impl, chunk_size=chunk_size, check_target=check_target)
+    return _linear_cross_entropy(input, weight, target, bias, opts)
+
+def _linear_cross_entropy(input, weight, target, bias, opts:KernelOptions):
+    "The body of `linear_cross_entropy`, given its checked options."
+    _check_args(input, weight, target, bias, opts)
+    opts = replace(opts, impl=resolve_impl(opts.impl, input.device))
     V, d = weight.shape
     x, t = input.reshape(-1, d), target.reshape(-1)
-    if check_target: _check_target(t, V, ignore_index)
-    valid = t != ignore_index
+    if opts.check_target: _check_target(t, V, opts.ignore_index)
+    valid = t != opts.ignore_index
     all_valid = bool(valid.all())
     if not all_valid:
         idx = valid.nonzero()[:, 0]
         x, t = x.index_select(0, idx), t.index_select(0, idx)
-    if impl == 'cce':
-        if bias is not None or z_loss or softcap is not None or reduction == 'none':
+    if opts.impl == 'cce':
+        if bias is not None or opts.z_loss or opts.softcap is not None or opts.reduction == 'none':
             raise ValueError("impl='cce' supports no bias, no z_loss, no softcap and reductions 'mean'/'sum' only")
         if input.dtype not in (torch.float16, torch.bfloat16):
             raise TypeError(f"impl='cce' needs bf16 or fp16 inputs (CCE's backward), got {input.dtype}")
-        if temperature != 1.0: x = x / temperature
+        if opts.temperature != 1.0: x = x / opts.temperature
         return label_smoothing_on_top(x.contiguous(), weight.contiguous(), t.to(torch.int64).contiguous(), _cce_base,
-                                      label_smoothing, reduction)
-    opts = dict(label_smoothing=float(label_smoothing), softcap=None if softcap is None else float(softcap),
-                z_loss=float(z_loss), temperature=float(temperature), reduction=reduction)
-    out = _LinearCrossEntropy.apply(x.contiguous(), weight.contiguous(), bias, t.to(torch.int64).contiguous(),
-                                    impl, opts, chunk_size)
-    if reduction != 'none': return out
+                                      opts.label_smoothing, opts.reduction)
+    out = _LinearCrossEntropy.apply(x.contiguous(), weight.contiguous(), bias, t.to(torch.int64).contiguous(), opts)
+    if opts.reduction != 'none': return out
     if not all_valid: out = out.new_zeros(valid.numel()).index_put((idx,), out)
     return out.reshape(target.shape)
 
 # %% ../nbs/03_kernel.ipynb #db42cb2d
 class LinearCrossEntropyLoss(nn.Module):
-    "Module form of `linear_cross_entropy`: `loss_fn(input, weight, target, bias=None)`."
+    "Module form of `linear_cross_entropy`: `loss_fn(input, weight, target, bias=None)`; its `options` are checked at construction."
     def __init__(self, label_smoothing:float=0.0, ignore_index:int=-100, reduction:str='mean', softcap:float|None=None,
                  z_loss:float=0.0, temperature:float=1.0, impl:str='auto', chunk_size:int|None=None, check_target:bool=True):
         super().__init__()
-        self.kw = dict(label_smoothing=label_smoothing, ignore_index=ignore_index, reduction=reduction, softcap=softcap,
-                       z_loss=z_loss, temperature=temperature, impl=impl, chunk_size=chunk_size, check_target=check_target)
-        _check_args(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), None, label_smoothing,
-                    ignore_index, reduction, softcap, z_loss, temperature, impl, chunk_size)   # fail at construction
+        self.options = KernelOptions(label_smoothing=label_smoothing, ignore_index=ignore_index, reduction=reduction,
+                                     softcap=softcap, z_loss=z_loss, temperature=temperature, impl=impl,
+                                     chunk_size=chunk_size, check_target=check_target)
     def forward(self, input, weight, target, bias=None):
-        return linear_cross_entropy(input, weight, target, bias=bias, **self.kw)
-    def extra_repr(self): return ', '.join(f'{k}={v!r}' for k, v in self.kw.items())
+        return _linear_cross_entropy(input, weight, target, bias, self.options)
+    def extra_repr(self): return ', '.join(f'{f.name}={getattr(self.options, f.name)!r}' for f in fields(self.options))
 
 # %% ../nbs/03_kernel.ipynb #efc3a1ec
 def reference_loss(input, weight, target, *, bias=None, label_smoothing=0.0, ignore_index=-100, reduction='mean',

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, math, time, gc, sys
 import torch, torch.nn.functional as F
 from .core import run_info, atomic_write_json
-from .kernel import linear_cross_entropy, _chunked
+from .kernel import linear_cross_entropy, _chunked, KernelOptions
 
 # %% auto #0
 __all__ = ['SHAPES', 'ALPHA', 'grad_floor_bytes', 'lowmem_chunk', 'make_methods', 'reference64', 'measure', 'gpu_checks',
@@ -69,10 +69,9 @@ def _rel(a, b): return float((a.double() - b.double()).norm() / b.double().norm(
 def reference64(x, w, t, alpha):
     "Loss and gradients in float64 on the GPU, by the chunked PyTorch path (chunks of 512 tokens)."
     x64, w64 = x.double(), w.double()
-    opts = dict(label_smoothing=alpha, softcap=None, z_loss=0.0, temperature=1.0, reduction='mean')
+    opts = KernelOptions(label_smoothing=alpha, impl='torch', chunk_size=512)
     scale = torch.full((1,), 1.0 / x.shape[0], device=x.device, dtype=torch.float64)
-    loss, _, dx, dw, _ = _chunked(x64, w64, None, t, impl='torch', opts=opts, scale=scale, do_fwd=True,
-                                  need=(True, True, False), chunk_size=512)
+    loss, _, dx, dw, _ = _chunked(x64, w64, None, t, opts, scale=scale, do_fwd=True, need=(True, True, False))
     del x64, w64
     return loss.sum() / x.shape[0], dx, dw
 

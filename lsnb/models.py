@@ -5,14 +5,16 @@
 # %% ../nbs/05a_models.ipynb #1e3bf0eb
 from __future__ import annotations
 import os, json, shutil, hashlib, tempfile, importlib.util, importlib.metadata
+from dataclasses import dataclass
 from pathlib import Path
-import torch
+import torch, torch.nn as nn, torch.nn.functional as F
 from .core import atomic_write_json, default_device
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'PROBES', 'GEMMA_TYPES', 'TINY_CORPUS', 'CHATML_TEMPLATE', 'smollm2_gguf_path', 'read_gguf_metadata',
-           'gguf_tokenizer_meta', 'file_sha256', 'TokenizerMismatchError', 'check_tokenizer', 'tiny_tokenizer',
-           'tiny_model', 'cache_atomically', 'default_cache_dir', 'resolve_gguf', 'convert_gguf', 'load_model']
+__all__ = ['SMOLLM2_GGUF', 'PROBES', 'GEMMA_TYPES', 'smollm2_gguf_path', 'read_gguf_metadata', 'gguf_tokenizer_meta',
+           'file_sha256', 'TokenizerMismatchError', 'check_tokenizer', 'cache_atomically', 'default_cache_dir',
+           'resolve_gguf', 'convert_gguf', 'ensure_pad_token', 'load_tokenizer', 'load_model', 'OutputHead',
+           'find_output_head', 'check_output_head']
 
 # %% ../nbs/05a_models.ipynb #65b6c41a
 SMOLLM2_GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf'
@@ -105,57 +107,6 @@ def check_tokenizer(tok,                         # a transformers tokenizer
                                          f'not a trained subword tokenizer{hint}')
     return True
 
-# %% ../nbs/05a_models.ipynb #7ff2f264
-TINY_CORPUS = """The capital of France is Paris, and the capital of Germany is Berlin.
-Question: Which gas do plants take in from the air? Answer: carbon dioxide
-Plants use sunlight, water and carbon dioxide to make food. Animals eat plants or other animals.
-Question: What is the boiling point of water at sea level? Answer: 100 degrees Celsius
-The sun is a star. The moon orbits the earth. Rain falls from clouds when water drops grow heavy.
-Which of these is a mammal? A. shark B. whale C. trout D. frog E. snake"""
-
-CHATML_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                   "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-def tiny_tokenizer(vocab_size:int=600,  # BPE vocabulary size (special tokens included)
-                   bos:bool=True,       # prepend `<s>` to every encoding (as gemma does)
-                   chat:bool=False,     # attach a ChatML chat template (an "instruct" tokenizer)
-                   corpus:str=TINY_CORPUS): # training text
-    "A byte-level BPE `PreTrainedTokenizerFast` trained offline on `corpus`; `' A'`..`' E'` and `'A'`..`'E'` are single tokens."
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors
-    from transformers import PreTrainedTokenizerFast
-    t = Tokenizer(models.BPE())
-    t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    t.decoder = decoders.ByteLevel()
-    specials = ['<pad>', '<s>', '</s>', '<|im_start|>', '<|im_end|>']
-    letters = [f'{p}{L}' for L in 'ABCDE' for p in ('', ' ')]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    t.train_from_iterator([corpus] + letters * 20, trainer)
-    if bos: t.post_processor = processors.TemplateProcessing(single='<s> $A', pair='<s> $A $B', special_tokens=[('<s>', 1)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=t, bos_token='<s>', eos_token='</s>', pad_token='<pad>')
-    if chat: tok.chat_template = CHATML_TEMPLATE
-    return tok
-
-def tiny_model(tok,                 # its tokenizer
-               seed:int=0,          # initialisation seed
-               init_std:float=0.5,  # weight scale (wider than the default 0.02: distinct logits)
-               n_layers:int=2, d:int=32,
-               arch:str='llama'):   # 'llama' (rotary positions) or 'gpt2' (learned absolute positions)
-    "A random causal LM sized for `tok`, in eval mode (float32, CPU)."
-    from transformers import LlamaConfig, LlamaForCausalLM, GPT2Config, GPT2LMHeadModel
-    special = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(seed)
-    if arch == 'llama':
-        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=d, intermediate_size=2*d, num_hidden_layers=n_layers,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                          initializer_range=init_std, tie_word_embeddings=False, **special)
-        return LlamaForCausalLM(cfg).eval()
-    if arch == 'gpt2':
-        cfg = GPT2Config(vocab_size=len(tok), n_embd=d, n_layer=n_layers, n_head=4, n_positions=1024,
-                         initializer_range=init_std, **special)
-        return GPT2LMHeadModel(cfg).eval()
-    raise ValueError(f"arch must be 'llama' or 'gpt2', got {arch!r}")
-
 # %% ../nbs/05a_models.ipynb #14a3abb6
 def cache_atomically(dest:str|Path, # final folder
                      write):        # `write(tmp_folder)` fills a fresh temporary folder
@@ -194,6 +145,13 @@ def _parse_dtype(dtype, device):
     if d is None: raise ValueError(f'unknown dtype {dtype!r}: use float32, bfloat16 or float16')
     return d
 
+def _check_source(model):
+    "A model id or folder; a clear error for a missing local folder."
+    if model is None: raise ValueError('give a model id/folder or a GGUF file')
+    if not Path(model).exists() and (str(model).startswith(('.', '/', '~')) or str(model).count('/') > 1):
+        raise FileNotFoundError(f'model folder not found: {str(model)!r}')
+    return model
+
 # %% ../nbs/05a_models.ipynb #df8eac31
 def convert_gguf(model:str|Path|None,   # folder holding the GGUF file (or None when `gguf_file` is a path)
                  gguf_file:str|Path,    # GGUF file name or path
@@ -220,6 +178,30 @@ def convert_gguf(model:str|Path|None,   # folder holding the GGUF file (or None 
                                                      n_tokens=len(meta['tokens'])))
     return cache_atomically(dest, write)
 
+# %% ../nbs/05a_models.ipynb #01464883
+def ensure_pad_token(tok): # a transformers tokenizer
+    "Give `tok` a padding token if it has none (its EOS token: lsnb pads on the left for inference and masks padding in training)."
+    if tok.pad_token_id is None:
+        if tok.eos_token is None: raise ValueError(f'{type(tok).__name__} has neither a padding nor an EOS token: set tok.pad_token first')
+        tok.pad_token = tok.eos_token
+    return tok
+
+def load_tokenizer(model:str|Path|None=None, # Hub id or local folder; with `gguf_file`, the folder holding it
+                   gguf_file:str|Path|None=None, # a GGUF file (converted once and cached, as in `load_model`)
+                   cache_dir:str|Path|None=None, # where GGUF conversions are cached
+                   check:bool=True):  # run the tokenizer guard (BOS, round trip, subword)
+    "The tokenizer alone (for data preparation), with the guard and the padding token of `load_model`."
+    from transformers import AutoTokenizer
+    if model is None and gguf_file is None: gguf_file = smollm2_gguf_path()
+    expect_bos = None
+    if gguf_file is not None:
+        src = convert_gguf(model, gguf_file, cache_dir)
+        expect_bos = json.loads((Path(src)/'lsnb_gguf.json').read_text())['add_bos_token']
+    else: src = _check_source(model)
+    tok = AutoTokenizer.from_pretrained(src)
+    if check: check_tokenizer(tok, expect_bos=expect_bos)
+    return ensure_pad_token(tok)
+
 # %% ../nbs/05a_models.ipynb #31f10b11
 def load_model(model:str|Path|None=None,  # Hub id or local folder; with `gguf_file`, the folder holding it
                gguf_file:str|Path|None=None, # a GGUF file (path or name in `model`); both None: SmolLM2-135M-Instruct
@@ -238,12 +220,70 @@ def load_model(model:str|Path|None=None,  # Hub id or local folder; with `gguf_f
         src = convert_gguf(model, gguf_file, cache_dir)
         info = json.loads((Path(src)/'lsnb_gguf.json').read_text())
         expect_bos = info['add_bos_token']
-    elif model is None: raise ValueError('give a model id/folder or a GGUF file')
-    elif not Path(model).exists() and (str(model).startswith(('.', '/', '~')) or str(model).count('/') > 1):
-        raise FileNotFoundError(f'model folder not found: {str(model)!r}')
+    else: src = _check_source(model)
     tok = AutoTokenizer.from_pretrained(tokenizer or src)
     m = AutoModelForCausalLM.from_pretrained(src, dtype=dtype).to(device).eval()
     if expect_bos is None and getattr(m.config, 'model_type', '') in GEMMA_TYPES: expect_bos = True
     if check: check_tokenizer(tok, expect_bos=expect_bos)
-    if tok.pad_token_id is None: tok.pad_token = tok.eos_token
+    ensure_pad_token(tok)
     return m, tok
+
+# %% ../nbs/05a_models.ipynb #de117021
+@dataclass
+class OutputHead:
+    "Where a causal LM's logits come from: `logits = softcap(scale * head(h))`."
+    module: nn.Module           # the module producing logits (has `.weight` (V, d) and maybe `.bias`)
+    softcap: float|None = None  # final logit softcapping c: z -> c tanh(z / c), applied after `scale`
+    scale: float = 1.0          # multiplier on the logits (Cohere's logit_scale, 1/Granite's logits_scaling)
+
+    @property
+    def weight(self): return self.module.weight
+    @property
+    def bias(self): return getattr(self.module, 'bias', None)
+
+def _text_config(model):
+    cfg = model.config
+    return cfg.get_text_config() if hasattr(cfg, 'get_text_config') else cfg
+
+def find_output_head(model:nn.Module)->OutputHead: # a transformers causal LM (`...ForCausalLM`)
+    "The output head of `model` and the element-wise maps applied to its output; a ValueError if there is none."
+    name = type(model).__name__
+    get = getattr(model, 'get_output_embeddings', None)
+    head = get() if callable(get) else None
+    w = getattr(head, 'weight', None)
+    if head is None or not isinstance(w, torch.Tensor) or w.dim() != 2:
+        raise ValueError(f'cannot find the output head of {name}: get_output_embeddings() returned '
+                         f'{type(head).__name__ if head is not None else None} (need a module with a 2-D weight)')
+    b = getattr(head, 'bias', None)
+    if b is not None and (not isinstance(b, torch.Tensor) or b.shape != w.shape[:1]):
+        raise ValueError(f'{name}: output head bias of shape {getattr(b, "shape", None)} does not match weight {tuple(w.shape)}')
+    tc = _text_config(model)
+    V = getattr(tc, 'vocab_size', None)
+    if V is not None and w.shape[0] != V:
+        raise ValueError(f'{name}: output head weight {tuple(w.shape)} does not match vocab_size {V}')
+    softcap = getattr(tc, 'final_logit_softcapping', None)
+    scale = 1.0
+    if getattr(tc, 'logit_scale', None) is not None: scale *= float(tc.logit_scale)          # Cohere
+    if getattr(tc, 'logits_scaling', None) is not None: scale /= float(tc.logits_scaling)    # Granite
+    return OutputHead(head, None if not softcap else float(softcap), scale)
+
+# %% ../nbs/05a_models.ipynb #82d83765
+def check_output_head(model:nn.Module, # a causal LM
+                      input_ids:torch.Tensor, # (1, T) a short example
+                      rtol:float=1e-3)->OutputHead:
+    "Verify that `softcap(scale * head(h))` reproduces the model's logits on `input_ids`; return the head."
+    head = find_output_head(model)
+    seen = {}
+    hook = head.module.register_forward_hook(lambda m, i, o: seen.__setitem__('h', i[0]))   # returns None: output unchanged
+    try:
+        with torch.no_grad(): logits = model(input_ids=input_ids, use_cache=False).logits.float()
+    finally: hook.remove()
+    name = type(model).__name__
+    if 'h' not in seen: raise ValueError(f'{name}: the output head was not called in the forward pass; unsupported architecture')
+    with torch.no_grad():
+        z = head.scale * F.linear(seen['h'].float(), head.weight.float(), None if head.bias is None else head.bias.float())
+        if head.softcap: z = head.softcap * torch.tanh(z / head.softcap)
+    if z.shape != logits.shape or not torch.allclose(z, logits, rtol=rtol, atol=rtol * (1 + logits.abs().max().item())):
+        raise ValueError(f'{name}: the logits are not softcap(scale * head(h)) (max difference '
+                         f'{(z - logits).abs().max().item() if z.shape == logits.shape else "shape"}): an unsupported logit transform')
+    return head

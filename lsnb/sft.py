@@ -5,79 +5,18 @@
 # %% ../nbs/06a_sft.ipynb #74258655
 from __future__ import annotations
 import argparse, contextlib, json, math, os, resource, shutil, sys, time, types, warnings
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import Trainer, TrainingArguments, TrainerCallback
-from .core import atomic_write_json, append_jsonl, run_info, seed_everything
+from .core import atomic_write_json, append_jsonl, run_info, seed_everything, add_config_args, config_from_args, config_to_dict, config_diff
+from .models import OutputHead, find_output_head, check_output_head, load_model
 from .sft_data import read_records, build_examples, pack_examples, SFTCollator, ListDataset
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'OutputHead', 'find_output_head', 'tiny_causal_lm', 'LossConfig', 'head_loss', 'FusedHead',
-           'check_output_head', 'LSTrainer', 'peak_memory_gb', 'add_args', 'check_args', 'prepare_out',
-           'RunFilesCallback', 'StopAtCallback', 'EvalCallback', 'load_model_and_tokenizer', 'run', 'main', 'max_batch',
-           'sft_benchmark']
-
-# %% ../nbs/06a_sft.ipynb #2e99bde8
-@dataclass
-class OutputHead:
-    "Where a causal LM's logits come from: `logits = softcap(scale * head(h))`."
-    module: nn.Module           # the module producing logits (has `.weight` (V, d) and maybe `.bias`)
-    softcap: float|None = None  # final logit softcapping c: z -> c tanh(z / c), applied after `scale`
-    scale: float = 1.0          # multiplier on the logits (Cohere's logit_scale, 1/Granite's logits_scaling)
-
-    @property
-    def weight(self): return self.module.weight
-    @property
-    def bias(self): return getattr(self.module, 'bias', None)
-
-def _text_config(model):
-    cfg = model.config
-    return cfg.get_text_config() if hasattr(cfg, 'get_text_config') else cfg
-
-def find_output_head(model:nn.Module)->OutputHead: # a transformers causal LM (`...ForCausalLM`)
-    "The output head of `model` and the element-wise maps applied to its output; a ValueError if there is none."
-    name = type(model).__name__
-    get = getattr(model, 'get_output_embeddings', None)
-    head = get() if callable(get) else None
-    w = getattr(head, 'weight', None)
-    if head is None or not isinstance(w, torch.Tensor) or w.dim() != 2:
-        raise ValueError(f'cannot find the output head of {name}: get_output_embeddings() returned '
-                         f'{type(head).__name__ if head is not None else None} (need a module with a 2-D weight)')
-    b = getattr(head, 'bias', None)
-    if b is not None and (not isinstance(b, torch.Tensor) or b.shape != w.shape[:1]):
-        raise ValueError(f'{name}: output head bias of shape {getattr(b, "shape", None)} does not match weight {tuple(w.shape)}')
-    tc = _text_config(model)
-    V = getattr(tc, 'vocab_size', None)
-    if V is not None and w.shape[0] != V:
-        raise ValueError(f'{name}: output head weight {tuple(w.shape)} does not match vocab_size {V}')
-    softcap = getattr(tc, 'final_logit_softcapping', None)
-    scale = 1.0
-    if getattr(tc, 'logit_scale', None) is not None: scale *= float(tc.logit_scale)          # Cohere
-    if getattr(tc, 'logits_scaling', None) is not None: scale /= float(tc.logits_scaling)    # Granite
-    return OutputHead(head, None if not softcap else float(softcap), scale)
-
-# %% ../nbs/06a_sft.ipynb #7acecad9
-def tiny_causal_lm(arch:str='llama', # 'llama', 'qwen2', 'mistral', 'gemma3', 'gemma2', 'cohere', 'granite'
-                   vocab_size:int=1000, hidden_size:int=32, layers:int=2, seed:int=0, **config_kwargs):
-    "A small randomly initialised transformers causal LM, for tests and examples (no download)."
-    import transformers as tf
-    # initializer_range 0.2 (not 0.02) so that attention visibly depends on the context in tests
-    kw = dict(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=layers,
-              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, initializer_range=0.2)
-    alt = [('sliding_attention', 'full_attention')[i % 2] for i in range(layers)]   # Gemma: a global layer even in 2-layer models
-    cls, cfg_cls, extra = {
-        'llama': ('LlamaForCausalLM', 'LlamaConfig', {}),
-        'qwen2': ('Qwen2ForCausalLM', 'Qwen2Config', {}),
-        'mistral': ('MistralForCausalLM', 'MistralConfig', dict(sliding_window=None)),
-        'gemma3': ('Gemma3ForCausalLM', 'Gemma3TextConfig', dict(head_dim=hidden_size // 4, sliding_window=16, final_logit_softcapping=5.0, layer_types=alt)),
-        'gemma2': ('Gemma2ForCausalLM', 'Gemma2Config', dict(head_dim=hidden_size // 4, sliding_window=16, final_logit_softcapping=5.0, layer_types=alt)),
-        'cohere': ('CohereForCausalLM', 'CohereConfig', dict(logit_scale=0.5)),
-        'granite': ('GraniteForCausalLM', 'GraniteConfig', dict(logits_scaling=4.0)),
-    }[arch]
-    torch.manual_seed(seed)
-    cfg = getattr(tf, cfg_cls)(**{**kw, **extra, **config_kwargs})
-    return getattr(tf, cls)(cfg).float()
+__all__ = ['RUN_KEYS', 'ARG_GROUPS', 'LossConfig', 'head_loss', 'FusedHead', 'LSTrainer', 'peak_memory_gb', 'training_arguments',
+           'SFTConfig', 'add_args', 'check_args', 'prepare_out', 'RunFilesCallback', 'StopAtCallback', 'EvalCallback',
+           'run', 'main']
 
 # %% ../nbs/06a_sft.ipynb #d4f46fcb
 @dataclass
@@ -165,27 +104,6 @@ class FusedHead:
         mod = self.head.module
         mod.forward = self._orig; mod._lsnb_fused = None
 
-# %% ../nbs/06a_sft.ipynb #3ac584af
-def check_output_head(model:nn.Module, # a causal LM
-                      input_ids:torch.Tensor, # (1, T) a short example
-                      rtol:float=1e-3)->OutputHead:
-    "Verify that `softcap(scale * head(h))` reproduces the model's logits on `input_ids`; return the head."
-    head = find_output_head(model)
-    seen = {}
-    hook = head.module.register_forward_hook(lambda m, i, o: seen.__setitem__('h', i[0]))   # returns None: output unchanged
-    try:
-        with torch.no_grad(): logits = model(input_ids=input_ids, use_cache=False).logits.float()
-    finally: hook.remove()
-    name = type(model).__name__
-    if 'h' not in seen: raise ValueError(f'{name}: the output head was not called in the forward pass; unsupported architecture')
-    with torch.no_grad():
-        z = head.scale * F.linear(seen['h'].float(), head.weight.float(), None if head.bias is None else head.bias.float())
-        if head.softcap: z = head.softcap * torch.tanh(z / head.softcap)
-    if z.shape != logits.shape or not torch.allclose(z, logits, rtol=rtol, atol=rtol * (1 + logits.abs().max().item())):
-        raise ValueError(f'{name}: the logits are not softcap(scale * head(h)) (max difference '
-                         f'{(z - logits).abs().max().item() if z.shape == logits.shape else "shape"}): an unsupported logit transform')
-    return head
-
 # %% ../nbs/06a_sft.ipynb #30a5144e
 class LSTrainer(Trainer):
     "A `Trainer` computing the causal-LM loss with `lsnb.kernel` from the final hidden states (label smoothing, T, softcap, z-loss)."
@@ -241,78 +159,118 @@ def peak_memory_gb(device=None)->float:
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB on Linux
 
+# %% ../nbs/06a_sft.ipynb #ta000002
+def _is_main(): return int(os.environ.get('RANK', '0')) == 0
+
+def training_arguments(out:str|Path, # the Trainer's output folder
+                       cfg:SFTConfig|None=None, # the run (None: only the settings every lsnb Trainer shares)
+                       **overrides)->TrainingArguments: # any other `TrainingArguments` field
+    "The one place lsnb builds `TrainingArguments`: from an `SFTConfig` (or lsnb's shared defaults) plus `overrides`."
+    cpu = not torch.cuda.is_available()
+    kw = dict(output_dir=str(out), report_to='none', remove_unused_columns=False, use_cpu=cpu, dataloader_num_workers=0,
+              ddp_backend='gloo' if cpu and int(os.environ.get('WORLD_SIZE', '1')) > 1 else None, disable_tqdm=not _is_main())
+    if cfg is not None:
+        kw.update(per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+                  learning_rate=cfg.lr, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, lr_scheduler_type=cfg.scheduler,
+                  warmup_steps=int(cfg.warmup) if cfg.warmup >= 1 else cfg.warmup,   # transformers: >= 1 steps, < 1 a ratio
+                  weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+                  **(dict(gradient_checkpointing=True) if cfg.gradient_checkpointing else {}),
+                  bf16=cfg.bf16, seed=cfg.seed, data_seed=cfg.seed, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps,
+                  save_total_limit=cfg.save_total_limit,
+                  label_smoothing_factor=cfg.label_smoothing if cfg.loss == 'default' else 0.0)   # the fused loss applies alpha itself
+    return TrainingArguments(**{**kw, **overrides})
+
 # %% ../nbs/06a_sft.ipynb #0c970b5a
+def _opt(default, help:str='', choices=None, resume:bool=True):
+    "A config field with its help, choices, and whether `--resume` requires it unchanged."
+    md = dict(help=help, resume=resume, **({'choices': choices} if choices else {}))
+    return field(default=default, metadata=md)
+
+@dataclass
+class SFTConfig:
+    "Everything one `lsnb sft` run is: model, data, loss, optimisation and run settings (the command line is derived from it)."
+    model:str = _opt(None, 'model folder or Hub id (with --gguf-file: the folder holding it)')
+    data:str = _opt(None, '.json/.jsonl[.gz] file, save_to_disk folder, task:NAME[:SPLIT] or a datasets id')
+    out:str = _opt(None, 'output folder (config, logs, checkpoints, final model)', resume=False)
+    gguf_file:str|None = _opt(None, 'a GGUF file (name in --model or a path); converted once and cached')
+    dtype:str = _opt('float32', 'weight dtype (float32 + --bf16 is mixed precision)', ('float32', 'bfloat16'))
+    bf16:bool = _opt(False, 'bf16 autocast (mixed precision) through the Trainer')
+    data_split:str = _opt('train', 'split of a datasets source')
+    limit:int|None = _opt(None, 'use the first N records')
+    template:str = _opt('auto', 'chat template or the plain template', ('auto', 'chat', 'plain'))
+    max_length:int = _opt(512, 'truncate examples to this many tokens')
+    drop_empty:bool = _opt(False, 'drop examples with no response token after truncation (default: error)')
+    packing:bool = _opt(False, 'pack examples into rows of --max-length (no cross-attention)')
+    label_smoothing:float = _opt(0.0, 'alpha in [0, 1]')
+    temperature:float = _opt(1.0, 'training-time temperature T (logits / T)')
+    softcap:float|None = _opt(None, 'logit softcap c (c tanh(z / c)); not with models that have one')
+    z_loss:float = _opt(0.0, 'weight of lse(z)^2 per token')
+    loss:str = _opt('fused', "'default': transformers' own loss (baseline; alpha only)", ('fused', 'default'))
+    impl:str = _opt('auto', 'lsnb.kernel implementation: auto, triton or torch', resume=False)
+    lr:float = _opt(2e-5, 'peak learning rate')
+    epochs:float = _opt(1.0, 'epochs (ignored if --max-steps is set)')
+    max_steps:int = _opt(-1, 'optimizer steps (overrides --epochs)')
+    batch_size:int = _opt(8, 'examples (or packed rows) per device per micro-batch')
+    grad_accum:int = _opt(1, 'gradient accumulation steps')
+    warmup:float = _opt(0.0, 'warm-up: steps if >= 1, else a fraction of the steps')
+    scheduler:str = _opt('linear', 'transformers lr scheduler type (linear, cosine, constant, ...)')
+    weight_decay:float = _opt(0.0, 'AdamW weight decay')
+    max_grad_norm:float = _opt(1.0, 'gradient clipping norm')
+    gradient_checkpointing:bool = _opt(False, 'recompute activations in the backward pass', resume=False)
+    seed:int = _opt(0, 'seed of the data order, the initialisation of new weights and dropout')
+    logging_steps:int = _opt(10, 'log every k steps', resume=False)
+    save_steps:int = _opt(500, 'checkpoint every k steps', resume=False)
+    save_total_limit:int = _opt(2, 'checkpoints to keep', resume=False)
+    no_save_final:bool = _opt(False, 'do not write final/ (model + tokenizer)', resume=False)
+    resume:bool = _opt(False, 'continue from the last checkpoint in --out', resume=False)
+    overwrite:bool = _opt(False, 'delete an earlier run in --out first', resume=False)
+    stop_at:int|None = _opt(None, 'stop (with a checkpoint) after this step, as if interrupted', resume=False)
+    eval_task:str|None = _opt(None, 'held-out multiple-choice task (lsnb.data) for calibration during training', resume=False)
+    eval_every:int = _opt(0, 'evaluate every k steps (0: only at the end, if --eval-task)', resume=False)
+    eval_limit:int = _opt(200, 'items of --eval-task to use', resume=False)
+    eval_split:str|None = _opt(None, 'split of --eval-task (default: its evaluation split)', resume=False)
+
+    def __post_init__(self):
+        for k in ('model', 'data', 'out'):
+            if not getattr(self, k): raise ValueError(f'--{k} is required')
+        self.loss_config()   # alpha, T, softcap, z-loss
+        if self.loss == 'default' and (self.temperature != 1 or self.softcap is not None or self.z_loss):
+            raise ValueError('--loss default supports --label-smoothing only (no --temperature, --softcap, --z-loss)')
+        for k in ['batch_size', 'grad_accum', 'max_length', 'logging_steps', 'save_steps']:
+            if getattr(self, k) < 1: raise ValueError(f'--{k.replace("_", "-")} must be >= 1, got {getattr(self, k)}')
+        if self.max_steps == 0 or self.max_steps < -1: raise ValueError(f'--max-steps must be positive (or -1 for --epochs), got {self.max_steps}')
+        if self.max_steps == -1 and not self.epochs > 0: raise ValueError(f'--epochs must be positive, got {self.epochs}')
+        if not self.lr > 0 or math.isinf(self.lr): raise ValueError(f'--lr must be a positive finite number, got {self.lr}')
+        if self.warmup < 0: raise ValueError(f'--warmup must be >= 0, got {self.warmup}')
+        if self.resume and self.overwrite: raise ValueError('--resume and --overwrite contradict each other')
+        if self.eval_every < 0: raise ValueError('--eval-every must be >= 0')
+        if self.eval_every and not self.eval_task: raise ValueError('--eval-every needs --eval-task')
+
+    def loss_config(self)->LossConfig:
+        "The training loss of this run."
+        return LossConfig(self.label_smoothing, self.temperature, self.softcap, self.z_loss, self.impl)
+
+RUN_KEYS = [f.name for f in fields(SFTConfig) if f.metadata.get('resume', True)]   # what must match on --resume
+
+ARG_GROUPS = {'model and data': ('model', 'gguf_file', 'dtype', 'bf16', 'data', 'data_split', 'limit', 'template', 'max_length', 'drop_empty', 'packing'),
+              'loss': ('label_smoothing', 'temperature', 'softcap', 'z_loss', 'loss', 'impl'),
+              'optimisation': ('lr', 'epochs', 'max_steps', 'batch_size', 'grad_accum', 'warmup', 'scheduler', 'weight_decay', 'max_grad_norm', 'gradient_checkpointing'),
+              'run': ('out', 'seed', 'logging_steps', 'save_steps', 'save_total_limit', 'no_save_final', 'resume', 'overwrite', 'stop_at',
+                      'eval_task', 'eval_every', 'eval_limit', 'eval_split')}
+
 def add_args(p:argparse.ArgumentParser): # the (sub)parser to fill
-    "Add the `lsnb sft` arguments to `p`."
-    g = p.add_argument_group('model and data')
-    g.add_argument('--model', required=True, help='model folder or Hub id (with --gguf-file: the folder holding it)')
-    g.add_argument('--gguf-file', default=None, help='a GGUF file (name in --model or a path); converted once and cached')
-    g.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'], help='weight dtype (float32 + --bf16 is mixed precision)')
-    g.add_argument('--bf16', action='store_true', help='bf16 autocast (mixed precision) through the Trainer')
-    g.add_argument('--data', required=True, help='.json/.jsonl[.gz] file, save_to_disk folder, task:NAME[:SPLIT] or a datasets id')
-    g.add_argument('--data-split', default='train', help='split of a datasets source')
-    g.add_argument('--limit', type=int, default=None, help='use the first N records')
-    g.add_argument('--template', default='auto', choices=['auto', 'chat', 'plain'], help='chat template or the plain template')
-    g.add_argument('--max-length', type=int, default=512, help='truncate examples to this many tokens')
-    g.add_argument('--drop-empty', action='store_true', help='drop examples with no response token after truncation (default: error)')
-    g.add_argument('--packing', action='store_true', help='pack examples into rows of --max-length (no cross-attention)')
-    g = p.add_argument_group('loss')
-    g.add_argument('--label-smoothing', type=float, default=0.0, help='alpha in [0, 1]')
-    g.add_argument('--temperature', type=float, default=1.0, help='training-time temperature T (logits / T)')
-    g.add_argument('--softcap', type=float, default=None, help='logit softcap c (c tanh(z / c)); not with models that have one')
-    g.add_argument('--z-loss', type=float, default=0.0, help='weight of lse(z)^2 per token')
-    g.add_argument('--loss', default='fused', choices=['fused', 'default'], help="'default': transformers' own loss (baseline; alpha only)")
-    g.add_argument('--impl', default='auto', help='lsnb.kernel implementation: auto, triton or torch')
-    g = p.add_argument_group('optimisation')
-    g.add_argument('--lr', type=float, default=2e-5, help='peak learning rate')
-    g.add_argument('--epochs', type=float, default=1.0, help='epochs (ignored if --max-steps is set)')
-    g.add_argument('--max-steps', type=int, default=-1, help='optimizer steps (overrides --epochs)')
-    g.add_argument('--batch-size', type=int, default=8, help='examples (or packed rows) per device per micro-batch')
-    g.add_argument('--grad-accum', type=int, default=1, help='gradient accumulation steps')
-    g.add_argument('--warmup', type=float, default=0.0, help='warm-up: steps if >= 1, else a fraction of the steps')
-    g.add_argument('--scheduler', default='linear', help='transformers lr scheduler type (linear, cosine, constant, ...)')
-    g.add_argument('--weight-decay', type=float, default=0.0)
-    g.add_argument('--max-grad-norm', type=float, default=1.0)
-    g.add_argument('--gradient-checkpointing', action='store_true')
-    g = p.add_argument_group('run')
-    g.add_argument('--out', required=True, help='output folder (config, logs, checkpoints, final model)')
-    g.add_argument('--seed', type=int, default=0)
-    g.add_argument('--logging-steps', type=int, default=10)
-    g.add_argument('--save-steps', type=int, default=500)
-    g.add_argument('--save-total-limit', type=int, default=2)
-    g.add_argument('--no-save-final', action='store_true', help='do not write final/ (model + tokenizer)')
-    g.add_argument('--resume', action='store_true', help='continue from the last checkpoint in --out')
-    g.add_argument('--overwrite', action='store_true', help='delete an earlier run in --out first')
-    g.add_argument('--stop-at', type=int, default=None, help='stop (with a checkpoint) after this step, as if interrupted')
-    g.add_argument('--eval-task', default=None, help='held-out multiple-choice task (lsnb.data) for calibration during training')
-    g.add_argument('--eval-every', type=int, default=0, help='evaluate every k steps (0: only at the end, if --eval-task)')
-    g.add_argument('--eval-limit', type=int, default=200, help='items of --eval-task to use')
-    g.add_argument('--eval-split', default=None, help='split of --eval-task (default: its evaluation split)')
+    "Add the `lsnb sft` arguments to `p`: one option per `SFTConfig` field."
+    add_config_args(p, SFTConfig, groups=ARG_GROUPS)
+    for a in p._actions:
+        if a.dest in ('model', 'data', 'out'): a.required = True
     return p
 
-# %% ../nbs/06a_sft.ipynb #20ec2a23
-RUN_KEYS = ['model', 'gguf_file', 'dtype', 'bf16', 'data', 'data_split', 'limit', 'template', 'max_length', 'drop_empty', 'packing',
-            'label_smoothing', 'temperature', 'softcap', 'z_loss', 'loss', 'lr', 'epochs', 'max_steps', 'batch_size', 'grad_accum',
-            'warmup', 'scheduler', 'weight_decay', 'max_grad_norm', 'seed']   # what must match on --resume
-
-def check_args(args:argparse.Namespace):
-    "Validate `lsnb sft` arguments; a ValueError naming the first bad one. Returns the `LossConfig`."
-    cfg = LossConfig(args.label_smoothing, args.temperature, args.softcap, args.z_loss, args.impl)
-    if args.loss == 'default' and (args.temperature != 1 or args.softcap is not None or args.z_loss):
-        raise ValueError('--loss default supports --label-smoothing only (no --temperature, --softcap, --z-loss)')
-    for k in ['batch_size', 'grad_accum', 'max_length', 'logging_steps', 'save_steps']:
-        if getattr(args, k) < 1: raise ValueError(f'--{k.replace("_", "-")} must be >= 1, got {getattr(args, k)}')
-    if args.max_steps == 0 or args.max_steps < -1: raise ValueError(f'--max-steps must be positive (or -1 for --epochs), got {args.max_steps}')
-    if args.max_steps == -1 and not args.epochs > 0: raise ValueError(f'--epochs must be positive, got {args.epochs}')
-    if not args.lr > 0: raise ValueError(f'--lr must be positive, got {args.lr}')
-    if args.warmup < 0: raise ValueError(f'--warmup must be >= 0, got {args.warmup}')
-    if args.resume and args.overwrite: raise ValueError('--resume and --overwrite contradict each other')
-    if args.eval_every < 0: raise ValueError('--eval-every must be >= 0')
-    if args.eval_every and not args.eval_task: raise ValueError('--eval-every needs --eval-task')
-    return cfg
+def check_args(args)->SFTConfig: # parsed `lsnb sft` arguments, or an `SFTConfig`
+    "The `SFTConfig` of `args`, validated: a ValueError naming the first bad argument."
+    return args if isinstance(args, SFTConfig) else config_from_args(SFTConfig, args)
 
 # %% ../nbs/06a_sft.ipynb #a6c37840
-def prepare_out(args:argparse.Namespace)->Path|None:
+def prepare_out(args:SFTConfig)->Path|None:
     "Check `--out` against `--resume`/`--overwrite`; returns the checkpoint to resume from (or None)."
     from transformers.trainer_utils import get_last_checkpoint
     out = Path(args.out)
@@ -322,7 +280,7 @@ def prepare_out(args:argparse.Namespace)->Path|None:
         ck = get_last_checkpoint(str(out)) if out.is_dir() else None
         if ck is None: raise ValueError(f'--resume: no checkpoint-N folder in {out}')
         saved = json.loads((out/'sft_config.json').read_text())['args'] if (out/'sft_config.json').exists() else {}
-        diff = {k: (saved.get(k), getattr(args, k)) for k in RUN_KEYS if k in saved and saved.get(k) != getattr(args, k)}
+        diff = config_diff(saved, args, [k for k in RUN_KEYS if k in saved])
         if diff: raise ValueError(f'--resume: arguments differ from the saved run in {out}: ' + ', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items()))
         return Path(ck)
     if busy:
@@ -350,7 +308,7 @@ class StopAtCallback(TrainerCallback):
         return control
 
 class EvalCallback(TrainerCallback):
-    "Every `every` steps (0: only at the end), scores `items` with `lsnb.evaluate` and logs accuracy and calibration."
+    "Every `every` steps (0: only at the end), scores `items` with `lsnb.evaluate` and logs every metric of `lsnb.calibration.METRICS`."
     def __init__(self, items:list, tok, every:int=0, template:str='auto', batch_size:int=16):
         self.items, self.tok, self.every, self.template, self.bs, self.trainer = items, tok, every, template, batch_size, None
     def _run(self, state, model):
@@ -358,8 +316,9 @@ class EvalCallback(TrainerCallback):
         was = model.training; model.eval()
         with torch.no_grad(): recs = evaluate(model, self.tok, self.items, template=self.template, batch_size=self.bs, progress=False)
         model.train(was)
-        s = summarize(recs, n_boot=0)
-        logs = {f'eval_{k}': float(s[k]) for k in ('accuracy', 'ece', 'rms', 'brier', 'nll', 'mean_confidence') if k in s}
+        from lsnb.calibration import METRICS
+        s = summarize(recs, n_boot=0)   # every metric of the registry
+        logs = {f'eval_{k}': float(v) for k, v in s.items() if k in METRICS and isinstance(v, (int, float))}
         if self.trainer is not None: self.trainer.log(logs)
     def on_step_end(self, args, state, control, model=None, **kw):
         if self.every and state.global_step % self.every == 0:
@@ -370,48 +329,19 @@ class EvalCallback(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kw):
         if not self.every or state.global_step % self.every: self._run(state, model)
 
-# %% ../nbs/06a_sft.ipynb #77b6d51f
-def load_model_and_tokenizer(model:str, gguf_file:str|None=None, dtype:str='float32'):
-    "The causal LM and tokenizer of `model` (a folder or id; with `gguf_file`, a GGUF file in it), on the CPU."
-    dt = {'float32': torch.float32, 'bfloat16': torch.bfloat16}[dtype]
-    try: from lsnb.models import load_model
-    except ImportError: load_model = None
-    if gguf_file is not None and load_model is not None: m, tok = load_model(model, gguf_file=gguf_file, dtype=dt, device='cpu')
-    else:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        if not Path(model).exists() and str(model).startswith(('.', '/', '~')): raise ValueError(f'model folder not found: {model}')
-        kw = dict(gguf_file=gguf_file) if gguf_file else {}
-        tok = AutoTokenizer.from_pretrained(model, **kw)
-        m = AutoModelForCausalLM.from_pretrained(model, dtype=dt, **kw)
-    if tok.pad_token_id is None: tok.pad_token = tok.eos_token
-    return m, tok
-
 # %% ../nbs/06a_sft.ipynb #ee334b2c
-def _is_main(): return int(os.environ.get('RANK', '0')) == 0
-
-def run(args:argparse.Namespace)->int: # parsed `lsnb sft` arguments (see `add_args`)
+def run(args)->int: # parsed `lsnb sft` arguments (see `add_args`), or an `SFTConfig`
     "`lsnb sft`: fine-tune `--model` on `--data` with the fused label-smoothed loss; returns 0."
-    cfg = check_args(args)
+    args = check_args(args); cfg = args.loss_config()
     resume_from = prepare_out(args)   # may raise before anything is written
     out = Path(args.out); seed_everything(args.seed)
-    model, tok = load_model_and_tokenizer(args.model, args.gguf_file, args.dtype)
+    model, tok = load_model(args.model, args.gguf_file, dtype=args.dtype, device='cpu')
     records = read_records(args.data, split=args.data_split, limit=args.limit)
     examples = build_examples(records, tok, args.max_length, args.template, args.drop_empty, progress=_is_main())
     rows = pack_examples(examples, args.max_length) if args.packing else examples
     if args.loss == 'fused': check_output_head(model, torch.tensor([examples[0]['input_ids'][:64]]))
-    cpu = not torch.cuda.is_available()
-    targs = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=args.grad_accum,
-        learning_rate=args.lr, num_train_epochs=args.epochs, max_steps=args.max_steps, lr_scheduler_type=args.scheduler,
-        warmup_steps=int(args.warmup) if args.warmup >= 1 else args.warmup,   # transformers: >= 1 steps, < 1 a ratio
-        weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
-        **(dict(gradient_checkpointing=True) if args.gradient_checkpointing else {}),
-        bf16=args.bf16, seed=args.seed, data_seed=args.seed, logging_steps=args.logging_steps, save_steps=args.save_steps,
-        save_total_limit=args.save_total_limit, report_to='none', remove_unused_columns=False, use_cpu=cpu,
-        ddp_backend='gloo' if cpu and int(os.environ.get('WORLD_SIZE', '1')) > 1 else None,
-        label_smoothing_factor=args.label_smoothing if args.loss == 'default' else 0.0,
-        dataloader_num_workers=0, disable_tqdm=not _is_main())
-    config = dict(args={k: v for k, v in vars(args).items() if not k.startswith('_')}, loss=asdict(cfg),
+    targs = training_arguments(out, args)
+    config = dict(args=config_to_dict(args), loss=asdict(cfg),
                   n_records=len(records), n_examples=len(examples), n_rows=len(rows),
                   n_target_tokens=sum(sum(l != -100 for l in e['labels'][1:]) for e in examples),
                   resumed_from=str(resume_from) if resume_from else None, run_info=run_info(targs.device))
@@ -441,79 +371,3 @@ def main(argv:list|None=None): # arguments (default: sys.argv[1:])
 # %% ../nbs/06a_sft.ipynb #3cde30d7
 #| eval: false
 if __name__ == '__main__': sys.exit(main())
-
-# %% ../nbs/06a_sft.ipynb #fdec165a
-def _free():
-    import gc; gc.collect()
-    if torch.cuda.is_available(): torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-
-def _train_once(model_dir, examples, tok, alpha, fused, steps, batch_size, lr, seed, bf16, out):
-    from transformers import AutoModelForCausalLM
-    seed_everything(seed); _free()
-    m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    targs = TrainingArguments(output_dir=str(out), per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=lr,
-                              warmup_steps=10, bf16=bf16, logging_steps=1, save_strategy='no', report_to='none',
-                              remove_unused_columns=False, seed=seed, data_seed=seed, disable_tqdm=True,
-                              label_smoothing_factor=0.0 if fused else alpha)
-    tr = LSTrainer(model=m, args=targs, train_dataset=ListDataset(examples), data_collator=SFTCollator(tok.pad_token_id),
-                   loss_config=LossConfig(alpha), fused=fused)
-    res = tr.train()
-    logs = [l for l in tr.state.log_history if 'loss' in l]
-    tps = sorted(l['tokens_per_s'] for l in logs[10:]) or [float('nan')]
-    r = dict(alpha=alpha, loss='fused' if fused else 'default', losses=[l['loss'] for l in logs],
-             tokens_per_s=tps[len(tps) // 2], runtime_s=res.metrics['train_runtime'], tokens=tr.tokens_seen,
-             target_tokens=tr.target_tokens_seen, peak_mem_gb=peak_memory_gb(targs.device))
-    del tr, m; _free()
-    return r
-
-def max_batch(model_dir, alpha:float=0.1, fused:bool=True, length:int=512, sizes=(8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512),
-              bf16:bool=True, out='/tmp/lsnb-maxbatch'):
-    "Try training steps (forward, backward, AdamW) on `sizes` x `length` random full-target rows until out of memory."
-    from transformers import AutoModelForCausalLM
-    _free()
-    m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).cuda().train()
-    targs = TrainingArguments(output_dir=str(out), report_to='none', remove_unused_columns=False, bf16=bf16,
-                              label_smoothing_factor=0.0 if fused else alpha)
-    tr = LSTrainer(model=m, args=targs, loss_config=LossConfig(alpha), fused=fused)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-6)
-    V, probes = m.config.vocab_size, []
-    for B in sizes:
-        try:
-            torch.cuda.reset_peak_memory_stats(); times = []
-            for _ in range(2):
-                ids = torch.randint(0, V, (B, length), device='cuda')
-                batch = dict(input_ids=ids, labels=ids.clone(), attention_mask=torch.ones_like(ids))
-                torch.cuda.synchronize(); t = time.perf_counter()
-                with torch.autocast('cuda', torch.bfloat16, enabled=bf16): loss = tr.compute_loss(m, batch)
-                loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-                torch.cuda.synchronize(); times.append(time.perf_counter() - t)
-            probes.append(dict(batch=B, ok=True, step_s=times[-1], tokens_per_s=B * length / times[-1], peak_mem_gb=peak_memory_gb('cuda')))
-        except (torch.OutOfMemoryError, RuntimeError) as e:   # Triton reports OOM as a RuntimeError
-            if not isinstance(e, torch.OutOfMemoryError) and 'out of memory' not in str(e).lower(): raise
-            probes.append(dict(batch=B, ok=False)); break
-        finally:
-            loss = batch = ids = None; opt.zero_grad(set_to_none=True); torch.cuda.empty_cache()
-    del tr, m, opt; _free()
-    ok = [p['batch'] for p in probes if p['ok']]
-    return dict(loss='fused' if fused else 'default', alpha=alpha, length=length, max_batch=max(ok) if ok else 0,
-                first_oom=next((p['batch'] for p in probes if not p['ok']), None), probes=probes)
-
-def sft_benchmark(model_dir, # a transformers model folder (e.g. a converted gemma-3-270m)
-                  records:list, # Alpaca records
-                  steps:int=150, batch_size:int=8, max_length:int=512, lr:float=2e-5, alphas=(0.0, 0.1), seed:int=0,
-                  packing:bool=True, bf16:bool=True, probe:bool=True, out:str='/tmp/lsnb-sft-bench'):
-    "Fused vs default loss: loss curves, tokens/s and peak memory of short SFT runs, and the largest batch that fits."
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    if tok.pad_token_id is None: tok.pad_token = tok.eos_token
-    examples = build_examples(records, tok, max_length, template='plain', drop_empty=True, progress=False)
-    rows = pack_examples(examples, max_length) if packing else examples
-    m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    head = check_output_head(m, torch.tensor([examples[0]['input_ids'][:64]]))
-    info = dict(model=str(model_dir), model_type=m.config.model_type, vocab_size=m.config.vocab_size, hidden_size=m.config.hidden_size,
-                tied=head.weight is m.get_input_embeddings().weight, softcap=head.softcap, n_examples=len(examples), n_rows=len(rows),
-                packing=packing, steps=steps, batch_size=batch_size, max_length=max_length, lr=lr, seed=seed, bf16=bf16)
-    del m; _free()
-    runs = [_train_once(model_dir, rows, tok, a, f, steps, batch_size, lr, seed, bf16, out) for a in alphas for f in (True, False)]
-    probes = [max_batch(model_dir, max(alphas), f, bf16=bf16) for f in (True, False)] if probe else []
-    return dict(config=info, runs=runs, max_batch=probes, run_info=run_info('cuda' if torch.cuda.is_available() else 'cpu'))

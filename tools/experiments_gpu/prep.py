@@ -1,22 +1,87 @@
-# prepare the carried inputs of the GPU study: items (all tasks), packed SFT rows (gemma tokenizer)
-import sys, time, numpy as np, torch
+"""Prepare the data of one or more studies for a machine that has no copy of it (and no Hub access).
+
+    python tools/experiments_gpu/prep.py --config tools/experiments_gpu/gemma-3-270m.json --out PREPARED \\
+        --data-root DATA --sft-records DATA/alpaca/alpaca_data.json.gz --model-dir GGUF_DIR
+
+For each config it writes PREPARED/<study name>/: the evaluation items (`lsnb.experiments.study_items`), the packed
+SFT rows (`lsnb.experiments.sft_rows`, tokenised by the study's own tokenizer, loaded through
+`lsnb.models.load_model`) and prep.json, which `run_study.py --prepared PREPARED` checks against the config and
+the tokenizer it loads there. A folder already prepared for the same data is left alone (--force redoes it).
+"""
+from __future__ import annotations
+import argparse, json, sys, time
+from dataclasses import replace
 from pathlib import Path
-from transformers import AutoTokenizer
-from lsnb.experiments import StudyConfig, study_items, save_items, sft_rows
-from lsnb.sft_data import read_records
-D = Path('/work/main/.whl_xp1')
-cfg = StudyConfig(data_root='/work/shared/data')
-t = time.time(); items = study_items(cfg); save_items(D/'items.jsonl.gz', items)
-print({p: {k: len(v) for k, v in d.items()} for p, d in items.items()}, f'{time.time()-t:.0f}s')
-def pack_rows(rows, L):
-    R = len(rows); ids = np.zeros((R, L), np.int32); lab = np.full((R, L), -100, np.int32); pos = np.zeros((R, L), np.int16); n = np.zeros(R, np.int32)
-    for i, r in enumerate(rows):
-        k = len(r['input_ids']); n[i] = k; ids[i, :k] = r['input_ids']; lab[i, :k] = r['labels']; pos[i, :k] = r['position_ids']
-    return dict(ids=ids, lab=lab, pos=pos, n=n)
-for name, tokdir in [('gemma', '/root/.cache/lsnb/models/gemma-3-270m-q4_k_m-a5fd3b62230aa5ec')] + ([('smollm2', sys.argv[1])] if len(sys.argv) > 1 else []):
-    tok = AutoTokenizer.from_pretrained(tokdir)
-    if tok.pad_token_id is None: tok.pad_token = tok.eos_token
-    t = time.time(); tr, held = sft_rows(cfg, tok, read_records('/work/shared/data/alpaca/alpaca_data.json.gz'))
-    a, b = pack_rows(tr, cfg.max_length), pack_rows(held, cfg.max_length)
-    np.savez_compressed(D/f'rows_{name}.npz', **{f'train_{k}': v for k, v in a.items()}, **{f'held_{k}': v for k, v in b.items()})
-    print(name, len(tr), len(held), int(a['n'].sum()), f'{time.time()-t:.0f}s')
+
+from studyfile import (ConfigError, load_config, load_kwargs, model_source, check_prepared, prep_record,
+                       write_prep_record, write_rows, ITEM_FIELDS)
+
+
+def file_sha256(path):
+    from lsnb.models import file_sha256 as f
+    return f(path)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--config', nargs='+', required=True, type=Path, help='study config file(s) (JSON; see studyfile.py)')
+    p.add_argument('--out', required=True, type=Path, help='parent folder of the prepared folders (one per study)')
+    p.add_argument('--data-root', help='local data folder of the evaluation tasks (default: the study\'s data_root, else $LSNB_DATA)')
+    p.add_argument('--sft-records', type=Path, help="a local file of the SFT records instead of the study's sft_data (e.g. a copy of Alpaca)")
+    p.add_argument('--model-dir', type=Path, help="folder holding the configs' GGUF files (load.gguf_file)")
+    p.add_argument('--cache-dir', type=Path, help='where converted GGUF models are cached (default: lsnb.models.default_cache_dir())')
+    p.add_argument('--force', action='store_true', help='prepare again even if the folder was prepared for the same data')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from lsnb.core import git_commit
+    from lsnb.experiments import study_items, save_items, sft_rows
+    from lsnb.sft_data import read_records
+    from lsnb.models import load_model
+    studies = [load_config(c) for c in args.config]   # every config is checked before anything is loaded
+    items_cache, tok_cache, records = {}, {}, None
+    if args.sft_records is not None and not args.sft_records.is_file(): raise ConfigError(f'--sft-records: no such file {args.sft_records}')
+    for s in studies:
+        folder = args.out/s.name
+        if not args.force:
+            try: check_prepared(folder, s); print(f'{s.name}: {folder} is already prepared for this data (--force redoes it)'); continue
+            except ConfigError: pass
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        key = json.dumps({k: getattr(s.cfg, k) for k in ITEM_FIELDS})
+        if key not in items_cache:
+            items_cache[key] = study_items(replace(s.cfg, data_root=args.data_root) if args.data_root else s.cfg)
+        items = items_cache[key]
+        save_items(folder/'items.jsonl.gz', items)
+        counts = {p: {t: len(v) for t, v in d.items()} for p, d in items.items()}
+        print(f'{s.name}: items {counts} ({time.time() - t0:.0f} s)', flush=True)
+        kw = load_kwargs(s, args.model_dir, args.cache_dir, device='cpu')
+        k = json.dumps(kw, default=str)
+        if k not in tok_cache:
+            model, tok_cache[k] = load_model(**kw)   # the tokenizer as the GPU machine will load it (the model is dropped)
+            del model
+        tok = tok_cache[k]
+        if records is None or args.sft_records is None:
+            records = read_records(args.sft_records if args.sft_records is not None else s.cfg.sft_data)
+        t0 = time.time()
+        train, held = sft_rows(s.cfg, tok, records)
+        write_rows(folder/'rows.npz', train, held)
+        n_tok = sum(len(r['input_ids']) for r in train)
+        print(f'{s.name}: {len(train)} training rows ({n_tok} tokens), {len(held)} held-out rows ({time.time() - t0:.0f} s)', flush=True)
+        _, gguf_sha = model_source(s, args.model_dir)
+        write_prep_record(folder, prep_record(
+            s, tok, config=s.path.name, config_sha256=s.sha256, commit=git_commit(Path(__file__).parent),
+            time=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), gguf_sha256=gguf_sha,
+            sft_records=dict(name=(args.sft_records.name if args.sft_records else s.cfg.sft_data), n=len(records),
+                             sha256=file_sha256(args.sft_records) if args.sft_records else None),
+            items=counts, rows=dict(train=len(train), held=len(held), train_tokens=n_tok),
+            items_sha256=file_sha256(folder/'items.jsonl.gz'), rows_sha256=file_sha256(folder/'rows.npz')))
+    return 0
+
+
+if __name__ == '__main__':
+    try: sys.exit(main())
+    except ConfigError as e:
+        print(f'prep.py: error: {e}', file=sys.stderr); sys.exit(2)

@@ -1,0 +1,135 @@
+"""Run (or resume) the studies of one or more config files with `lsnb.experiments.run_study`.
+
+    python tools/experiments_gpu/run_study.py --config tools/experiments_gpu/gemma-3-270m.json \\
+        --out RESULTS [--prepared PREPARED] [--model-dir GGUF_DIR] [--budget-s 1800] [--runs base,sft-a0-s0] [--check]
+
+Each study goes to RESULTS/<study name>/ (study.json, runs/NAME/); runs already there are skipped, so the same
+command continues an interrupted study. The studies run in the order given, and a study starts only when the ones
+before it are complete. The base model is loaded by `lsnb.models.load_model` (from the GGUF file the config names,
+found in --model-dir, or from the study's model id/folder). The items and SFT rows come from a folder written by
+prep.py (--prepared), else they are made here from --data-root / $LSNB_DATA and --sft-records or the study's sft_data.
+Exit status: 0 when every selected run is done, 3 when the budget stopped it first (call it again), 2 on a bad
+config or command line.
+"""
+from __future__ import annotations
+import argparse, os, sys, time, hashlib
+from dataclasses import replace
+from pathlib import Path
+
+from studyfile import ConfigError, load_config, select_runs, saved_study_diff, check_prepared, load_kwargs, model_source, read_rows
+
+MODULES = ('experiments', 'sft', 'kernel', 'evaluate', 'sft_data', 'models', 'data', 'scoring', 'calibration')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--config', nargs='+', required=True, type=Path, help='study config file(s) (JSON; see studyfile.py), run in this order')
+    p.add_argument('--out', type=Path, default=Path('nbs/experiments/results'),
+                   help='parent folder of the results folders, one per study (default: nbs/experiments/results, the saved studies)')
+    p.add_argument('--prepared', type=Path, help='parent folder of the folders written by prep.py (default: make the data here)')
+    p.add_argument('--data-root', help="without --prepared: local data folder of the tasks (default: the study's data_root, else $LSNB_DATA)")
+    p.add_argument('--sft-records', type=Path, help="without --prepared: a local file of the SFT records instead of the study's sft_data")
+    p.add_argument('--model-dir', type=Path, help="folder holding the configs' GGUF files (load.gguf_file)")
+    p.add_argument('--cache-dir', type=Path, help='where converted GGUF models are cached (default: lsnb.models.default_cache_dir())')
+    p.add_argument('--device', help='device of the model (default: CUDA if available)')
+    p.add_argument('--budget-s', type=float, help='stop before a run that would not finish within this many seconds of the start')
+    p.add_argument('--runs', type=lambda s: [x for x in s.split(',') if x], help='only these runs (comma-separated; one config only)')
+    p.add_argument('--check', action='store_true', help='check the configs, the files and the results folders, print the plan, run nothing')
+    p.add_argument('--progress', action='store_true', help='progress bars')
+    args = p.parse_args(argv)
+    if args.runs and len(args.config) > 1: p.error('--runs needs exactly one --config')
+    if args.prepared and (args.data_root or args.sft_records): p.error('--data-root and --sft-records make the data here: not with --prepared')
+    if args.budget_s is not None and not args.budget_s > 0: p.error(f'--budget-s must be > 0, got {args.budget_s}')
+    return args
+
+
+class BaseLoader:
+    "`load_base` for `run_study`: fresh base weights by `lsnb.models.load_model`; the tokenizer can be had first (`peek`)."
+    def __init__(self, kwargs): self.kwargs, self.spare = kwargs, None
+    def peek(self):
+        "The tokenizer, loading the model once; that untouched model is what the next call returns."
+        if self.spare is None: self.spare = self()
+        return self.spare[1]
+    def __call__(self):
+        from lsnb.models import load_model
+        if self.spare is not None:
+            out, self.spare = self.spare, None
+            return out
+        return load_model(**self.kwargs)
+
+
+def _command(args):
+    "The command line, with the machine's paths replaced by their last component (it is recorded in every run.json)."
+    parts = ['tools/experiments_gpu/run_study.py', '--config'] + [c.name for c in args.config]
+    for opt in ('out', 'prepared', 'data_root', 'sft_records', 'model_dir', 'cache_dir'):
+        v = getattr(args, opt)
+        if v is not None: parts += [f'--{opt.replace("_", "-")}', f'.../{Path(v).name}']
+    if args.budget_s is not None: parts += ['--budget-s', f'{args.budget_s:g}']
+    if args.runs: parts += ['--runs', ','.join(args.runs)]
+    return ' '.join(parts)
+
+
+def _code_sha256():
+    import lsnb
+    root = Path(lsnb.__file__).parent
+    return {f'lsnb/{m}.py': hashlib.sha256((root/f'{m}.py').read_bytes()).hexdigest() for m in MODULES if (root/f'{m}.py').exists()}
+
+
+def plan(args):
+    "Every study of the command, checked as far as possible without loading a model: [(study, runs, out, todo, gguf sha)]."
+    studies = [load_config(c) for c in args.config]
+    names = [s.name for s in studies]
+    if len(set(names)) != len(names): raise ConfigError(f'two configs name the same study: {names}')
+    out = []
+    for s in studies:
+        runs, d = select_runs(s, args.runs), args.out/s.name
+        probs = saved_study_diff(s, d)
+        if probs: raise ConfigError(f'{d} holds a study that {s.path.name} does not describe: ' + '; '.join(probs))
+        if args.prepared: check_prepared(args.prepared/s.name, s)
+        _, sha = model_source(s, args.model_dir)   # the GGUF file is there and is the one the config names
+        todo = [r.name for r in runs if not (d/'runs'/r.name/'run.json').exists()]
+        out.append((s, runs, d, todo, sha))
+    return out
+
+
+def main(argv=None):
+    T0 = time.time()
+    args = parse_args(argv)
+    steps = plan(args)
+    for s, runs, d, todo, sha in steps:
+        print(f'{s.name} ({s.path.name}): {len(runs)} runs, {len(runs) - len(todo)} done in {d}; to do: {", ".join(todo) or "none"}')
+    if args.check: return 0
+    from lsnb.experiments import run_study, study_items, sft_rows, read_study_items
+    for s, runs, d, todo, sha in steps:
+        if not todo: continue
+        left = None if args.budget_s is None else args.budget_s - (time.time() - T0)
+        if left is not None and left <= 0:
+            print(f'budget spent before {s.name}'); return 3
+        loader = BaseLoader(load_kwargs(s, args.model_dir, args.cache_dir, args.device))
+        info = dict(command=_command(args), config=s.path.name, config_sha256=s.sha256, code_sha256=_code_sha256(),
+                    model_id=s.cfg.model, model_source=s.load.get('gguf_file') or Path(s.cfg.model).name)
+        if sha: info['gguf_sha256'] = sha
+        if os.environ.get('LSNB_COMMIT'): info['commit'] = os.environ['LSNB_COMMIT']   # a copy of the repository without .git
+        if args.prepared:
+            folder = args.prepared/s.name
+            rec = check_prepared(folder, s, loader.peek())   # the rows were made by the tokenizer loaded here
+            items, rows = read_study_items(folder/'items.jsonl.gz'), read_rows(folder/'rows.npz')
+            info['prepared'] = {k: rec.get(k) for k in ('time', 'commit', 'tokenizer_sha256', 'items_sha256', 'rows_sha256', 'sft_records')}
+        else:
+            from lsnb.sft_data import read_records
+            items = study_items(replace(s.cfg, data_root=args.data_root) if args.data_root else s.cfg)
+            records = read_records(args.sft_records) if args.sft_records else None
+            rows = sft_rows(s.cfg, loader.peek(), records)
+        left = None if args.budget_s is None else args.budget_s - (time.time() - T0)
+        done = run_study(s.cfg, runs, d, loader, items, rows, budget_s=left, progress=args.progress, extra_info=info)
+        still = [r.name for r in runs if not (d/'runs'/r.name/'run.json').exists()]
+        print(f'{s.name}: done now {", ".join(done) or "none"}; left {", ".join(still) or "none"} ({time.time() - T0:.0f} s)', flush=True)
+        del loader
+        if still: return 3   # later studies wait for this one
+    return 0
+
+
+if __name__ == '__main__':
+    try: sys.exit(main())
+    except ConfigError as e:
+        print(f'run_study.py: error: {e}', file=sys.stderr); sys.exit(2)
