@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 from .core import atomic_write_json, run_info, seed_everything
 from .data import MCItem, load_task, get_task
-from .calibration import ece, bootstrap_ci, paired_bootstrap, fit_temperature, grouped_report, calibration_summary
+from .calibration import ece, paired_bootstrap, fit_temperature, grouped_report, compute_metrics, METRICS
 from .models import find_output_head
 
 # %% auto #0
@@ -340,22 +340,26 @@ def load_study(out): # a results folder written by `run_study`
         res[d.name] = j
     return res
 
-def task_metrics(s:dict, temperature:float=1.0, n_bins:int=15, n_boot:int=1000, seed:int=0, index=None):
-    "Accuracy, ECE (with percentile bootstrap intervals), mean confidence, Brier and NLL of one scored task."
+def task_metrics(s:dict, temperature:float=1.0, n_bins:int=15, n_boot:int=1000, seed:int=0, index=None,
+                 metrics=('accuracy', 'ece', 'mean_confidence', 'brier', 'nll'), # names in `lsnb.calibration.METRICS`
+                 intervals=('accuracy', 'ece')): # metrics that get percentile bootstrap intervals (`{name}_ci`)
+    "Metrics of one scored task from the registry `lsnb.calibration.METRICS`, with bootstrap intervals for `intervals`."
     p, c, a, y = scores_arrays(s, temperature, index)
-    m = calibration_summary(p, y, n_bins=n_bins)
-    r = dict(n=len(y), accuracy=float(a.mean()), ece=ece(c, a, n_bins), mean_confidence=float(c.mean()),
-             brier=m['brier'], nll=m['nll'])
-    if n_boot:
-        b = bootstrap_ci(lambda cc, aa: dict(accuracy=aa.mean(), ece=ece(cc, aa, n_bins)), c, a, n_boot=n_boot, seed=seed)
-        r.update(accuracy_ci=[b['accuracy'].lo, b['accuracy'].hi], ece_ci=[b['ece'].lo, b['ece'].hi])
+    r = compute_metrics(p, y, conf=c, correct=a, metrics=metrics, n_bins=n_bins)
+    if n_boot and intervals:
+        b = compute_metrics(p, y, conf=c, correct=a, metrics=intervals, n_bins=n_bins, n_boot=n_boot, seed=seed)
+        r.update({f'{k}_ci': b[f'{k}_ci'] for k in intervals})
     return r
 
-def paired_difference(s_a:dict, s_b:dict, metric:str='ece', n_bins:int=15, n_boot:int=1000, seed:int=0):
+def paired_difference(s_a:dict, s_b:dict,
+                      metric:str='ece', # any top-label metric of `lsnb.calibration.METRICS`
+                      n_bins:int=15, n_boot:int=1000, seed:int=0):
     "metric(B) - metric(A) on the same items, with a paired bootstrap interval and p-value (`PairedCI`)."
     if not np.array_equal(s_a['ids'], s_b['ids']): raise ValueError('the two score sets are not over the same items in the same order')
     _, ca, aa, _ = scores_arrays(s_a); _, cb, ab, _ = scores_arrays(s_b)
-    f = {'ece': lambda c, a: ece(c, a, n_bins), 'accuracy': lambda c, a: a.mean(), 'mean_confidence': lambda c, a: c.mean()}[metric]
+    m = METRICS.get(metric)
+    if m is None or m.level != 'top': raise ValueError(f'metric must be a top-label metric of lsnb.calibration.METRICS, got {metric!r}')
+    f = lambda c, a: m.fn(c, a, n_bins=n_bins, binning='width', closed='left')
     return paired_bootstrap(f, (cb, ab), (ca, aa), n_boot=n_boot, seed=seed)
 
 def seed_interval(values, ci:float=0.95):

@@ -45,7 +45,7 @@ def tiny_tokenizer(style:str='chatml',      # special-token convention: 'chatml'
     if style not in TOKENIZER_STYLES: raise ValueError(f'style must be one of {list(TOKENIZER_STYLES)}, got {style!r}')
     specials, template, V, default_texts, letters = TOKENIZER_STYLES[style]
     texts = default_texts if texts is None else ([texts] if isinstance(texts, str) else list(texts))
-    if TINY_CORPUS not in texts: texts = texts + [TINY_CORPUS]   # the probes of `lsnb.models.check_tokenizer` are subwords too
+    if TINY_CORPUS not in texts: texts = texts + [TINY_CORPUS] * 20   # the probes of `lsnb.models.check_tokenizer` are subwords too
     t = Tokenizer(models.BPE())
     t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     t.decoder = decoders.ByteLevel()
