@@ -11,8 +11,8 @@ import torch
 
 # %% auto #0
 __all__ = ['atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl', 'git_commit', 'device_name', 'default_device',
-           'run_info', 'seed_everything', 'config_help', 'add_config_args', 'config_from_args', 'config_to_dict',
-           'config_diff']
+           'portable_path', 'run_info', 'seed_everything', 'config_help', 'add_config_args', 'config_from_args',
+           'config_to_dict', 'config_diff']
 
 # %% ../nbs/00_core.ipynb #7998fba3
 def atomic_write_text(path:str|Path, # file to (re)write
@@ -90,6 +90,14 @@ def default_device():
     "CUDA if available, else CPU."
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
+def portable_path(p:str)->str: # a path, or a command-line word that may hold one (`--out=/x/y`)
+    "`p` without this machine's folders: an absolute path inside the working directory becomes relative, any other its last part."
+    m = re.match(r'^(--[\w-]+=)?(/.*)$', str(p))
+    if not m: return str(p)
+    prefix, path = m.group(1) or '', Path(m.group(2))
+    try: return prefix + str(path.relative_to(Path.cwd()))
+    except ValueError: return prefix + path.name
+
 def run_info(device=None, # device the run used (default: `default_device()`)
              **extra):    # anything else to record (config, seed, ...)
     "Provenance of a result: time, commit, command, versions, device."
@@ -99,7 +107,7 @@ def run_info(device=None, # device the run used (default: `default_device()`)
         except md.PackageNotFoundError: return None
     info = dict(time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                 commit=git_commit(Path(__file__).parent if '__file__' in globals() else '.'),
-                command=' '.join(sys.argv), python=platform.python_version(),
+                command=' '.join(map(portable_path, sys.argv)), python=platform.python_version(),
                 versions={p: v(p) for p in ['lsnb', 'torch', 'triton', 'transformers', 'datasets']},
                 device=device_name(device), cuda=torch.version.cuda)
     info.update(extra)

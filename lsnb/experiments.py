@@ -14,6 +14,7 @@ from .core import atomic_write_json, run_info, seed_everything
 from .data import MCItem, load_task, get_task
 from .calibration import ece, paired_bootstrap, fit_temperature, grouped_report, compute_metrics, METRICS
 from .models import find_output_head
+from .scoring import MCRecord, record_logits
 
 # %% auto #0
 __all__ = ['ENGLISH', 'MULTILINGUAL', 'ENGLISH_OF', 'StudyConfig', 'RunSpec', 'standard_runs', 'study_items', 'save_items',
@@ -121,17 +122,13 @@ def read_study_items(path): # a file written by `save_items`
     return out
 
 # %% ../nbs/07_experiments.ipynb #227fbb7a
-def records_to_scores(records:list): # per-item records of `lsnb.evaluate.evaluate`
-    "Compact arrays of one scored task: ids, answer, language, subject, logits (N, K; NaN-padded)."
+def records_to_scores(records:list): # per-item records of `lsnb.evaluate.evaluate` (`MCRecord`s or their dicts)
+    "Compact arrays of one scored task: ids, answer, language, subject, logits (N, K; NaN-padded; their softmax is each method's probs)."
     if not records: raise ValueError('no records')
-    K = max(r['n_choices'] for r in records)
-    z = np.full((len(records), K), np.nan, dtype=np.float32)
-    for i, r in enumerate(records):
-        v = r['loglik'] if r['method'] == 'option' else r['letter_logprobs']
-        z[i, :len(v)] = v
-    return dict(ids=np.array([r['id'] for r in records]), answer=np.array([r['answer'] for r in records], dtype=np.int16),
-                language=np.array([r.get('language') or '' for r in records]), subject=np.array([r.get('subject') or '' for r in records]),
-                logits=z)
+    rs = [MCRecord.from_dict(r) for r in records]
+    return dict(ids=np.array([r.id for r in rs]), answer=np.array([r.answer for r in rs], dtype=np.int16),
+                language=np.array([r.language or '' for r in rs]), subject=np.array([r.subject or '' for r in rs]),
+                logits=record_logits(rs).astype(np.float32))
 
 def scores_arrays(s:dict,                # one task's scores (`records_to_scores`)
                   temperature:float=1.0, # divide the logits by T first

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06b_sft_bench.ipynb #b0aed0d4
 from __future__ import annotations
-import time
+import time, tempfile
 import torch
 from .core import run_info, seed_everything
 from .models import load_model, load_tokenizer, check_output_head
@@ -37,8 +37,9 @@ def _train_once(model_dir, examples, tok, alpha, fused, steps, batch_size, lr, s
     return r
 
 def max_batch(model_dir, alpha:float=0.1, fused:bool=True, length:int=512, sizes=(8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512),
-              bf16:bool=True, out='/tmp/lsnb-maxbatch'):
+              bf16:bool=True, out=None): # out: the Trainer's scratch folder (default: a fresh temporary folder)
     "Try training steps (forward, backward, AdamW) on `sizes` x `length` random full-target rows until out of memory."
+    out = out or tempfile.mkdtemp(prefix='lsnb-maxbatch-')
     _free()
     m, _ = load_model(model_dir, dtype=torch.float32, device='cuda')
     m.train()
@@ -70,8 +71,9 @@ def max_batch(model_dir, alpha:float=0.1, fused:bool=True, length:int=512, sizes
 def sft_benchmark(model_dir, # a transformers model folder (e.g. a converted gemma-3-270m)
                   records:list, # Alpaca records
                   steps:int=150, batch_size:int=8, max_length:int=512, lr:float=2e-5, alphas=(0.0, 0.1), seed:int=0,
-                  packing:bool=True, bf16:bool=True, probe:bool=True, out:str='/tmp/lsnb-sft-bench'):
+                  packing:bool=True, bf16:bool=True, probe:bool=True, out:str|None=None): # out: the Trainers' scratch folder (default: a fresh temporary folder)
     "Fused vs default loss: loss curves, tokens/s and peak memory of short SFT runs, and the largest batch that fits."
+    out = out or tempfile.mkdtemp(prefix='lsnb-sft-bench-')
     tok = load_tokenizer(model_dir)
     examples = build_examples(records, tok, max_length, template='plain', drop_empty=True, progress=False)
     rows = pack_examples(examples, max_length) if packing else examples

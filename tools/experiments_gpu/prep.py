@@ -5,7 +5,7 @@
 
 For each config it writes PREPARED/<study name>/: the evaluation items (`lsnb.experiments.study_items`), the packed
 SFT rows (`lsnb.experiments.sft_rows`, tokenised by the study's own tokenizer, loaded through
-`lsnb.models.load_model`) and prep.json, which `run_study.py --prepared PREPARED` checks against the config and
+`lsnb.models.load_tokenizer`) and prep.json, which `run_study.py --prepared PREPARED` checks against the config and
 the tokenizer it loads there. A folder already prepared for the same data is left alone (--force redoes it).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ def file_sha256(path):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', nargs='+', required=True, type=Path, help='study config file(s) (JSON; see studyfile.py)')
     p.add_argument('--out', required=True, type=Path, help='parent folder of the prepared folders (one per study)')
     p.add_argument('--data-root', help='local data folder of the evaluation tasks (default: the study\'s data_root, else $LSNB_DATA)')
@@ -39,7 +39,7 @@ def main(argv=None):
     from lsnb.core import git_commit
     from lsnb.experiments import study_items, save_items, sft_rows
     from lsnb.sft_data import read_records
-    from lsnb.models import load_model
+    from lsnb.models import load_tokenizer
     studies = [load_config(c) for c in args.config]   # every config is checked before anything is loaded
     items_cache, tok_cache, records = {}, {}, None
     if args.sft_records is not None and not args.sft_records.is_file(): raise ConfigError(f'--sft-records: no such file {args.sft_records}')
@@ -59,9 +59,8 @@ def main(argv=None):
         print(f'{s.name}: items {counts} ({time.time() - t0:.0f} s)', flush=True)
         kw = load_kwargs(s, args.model_dir, args.cache_dir, device='cpu')
         k = json.dumps(kw, default=str)
-        if k not in tok_cache:
-            model, tok_cache[k] = load_model(**kw)   # the tokenizer as the GPU machine will load it (the model is dropped)
-            del model
+        if k not in tok_cache:   # the tokenizer as the GPU machine will load it (same conversion, guard and padding token)
+            tok_cache[k] = load_tokenizer(kw['model'], kw.get('gguf_file'), cache_dir=kw['cache_dir'], check=kw['check'])
         tok = tok_cache[k]
         if records is None or args.sft_records is None:
             records = read_records(args.sft_records if args.sft_records is not None else s.cfg.sft_data)

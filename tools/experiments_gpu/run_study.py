@@ -18,14 +18,15 @@ from pathlib import Path
 
 from studyfile import ConfigError, load_config, select_runs, saved_study_diff, check_prepared, load_kwargs, model_source, read_rows
 
+SAVED = Path(__file__).resolve().parents[2]/'nbs'/'experiments'/'results'   # the saved studies
 MODULES = ('experiments', 'sft', 'kernel', 'evaluate', 'sft_data', 'models', 'data', 'scoring', 'calibration')
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', nargs='+', required=True, type=Path, help='study config file(s) (JSON; see studyfile.py), run in this order')
-    p.add_argument('--out', type=Path, default=Path('nbs/experiments/results'),
-                   help='parent folder of the results folders, one per study (default: nbs/experiments/results, the saved studies)')
+    p.add_argument('--out', type=Path, default=SAVED,
+                   help="parent folder of the results folders, one per study (default: the repository's nbs/experiments/results)")
     p.add_argument('--prepared', type=Path, help='parent folder of the folders written by prep.py (default: make the data here)')
     p.add_argument('--data-root', help="without --prepared: local data folder of the tasks (default: the study's data_root, else $LSNB_DATA)")
     p.add_argument('--sft-records', type=Path, help="without --prepared: a local file of the SFT records instead of the study's sft_data")
@@ -86,8 +87,8 @@ def plan(args):
         probs = saved_study_diff(s, d)
         if probs: raise ConfigError(f'{d} holds a study that {s.path.name} does not describe: ' + '; '.join(probs))
         if args.prepared: check_prepared(args.prepared/s.name, s)
-        _, sha = model_source(s, args.model_dir)   # the GGUF file is there and is the one the config names
         todo = [r.name for r in runs if not (d/'runs'/r.name/'run.json').exists()]
+        _, sha = model_source(s, args.model_dir) if todo else (None, None)   # the GGUF file is there and is the one named
         out.append((s, runs, d, todo, sha))
     return out
 
@@ -107,7 +108,8 @@ def main(argv=None):
             print(f'budget spent before {s.name}'); return 3
         loader = BaseLoader(load_kwargs(s, args.model_dir, args.cache_dir, args.device))
         info = dict(command=_command(args), config=s.path.name, config_sha256=s.sha256, code_sha256=_code_sha256(),
-                    model_id=s.cfg.model, model_source=s.load.get('gguf_file') or Path(s.cfg.model).name)
+                    model_id=s.cfg.model,
+                    model_source=s.load.get('gguf_file') or (Path(s.cfg.model).name if Path(s.cfg.model).exists() else s.cfg.model))
         if sha: info['gguf_sha256'] = sha
         if os.environ.get('LSNB_COMMIT'): info['commit'] = os.environ['LSNB_COMMIT']   # a copy of the repository without .git
         if args.prepared:

@@ -99,10 +99,10 @@ def _check_tasks(cfg, where):
     for part in ITEM_FIELDS:
         for t, n in getattr(cfg, part).items():
             if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-                raise ConfigError(f'{where}.study.{part}.{t} must be a positive integer or null, got {n!r}')
+                raise ConfigError(f'{where}: study.{part}.{t} must be a positive integer or null, got {n!r}')
             if str(t).endswith('.jsonl'): continue
             try: get_task(t)
-            except (KeyError, ValueError) as e: raise ConfigError(f'{where}.study.{part}: {e}') from None
+            except (KeyError, ValueError) as e: raise ConfigError(f'{where}: study.{part}: {e}') from None
 
 
 def load_config(path) -> Study:
