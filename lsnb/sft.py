@@ -15,8 +15,8 @@ from .sft_data import read_records, build_examples, pack_examples, SFTCollator, 
 
 # %% auto #0
 __all__ = ['RUN_KEYS', 'ARG_GROUPS', 'LossConfig', 'head_loss', 'FusedHead', 'LSTrainer', 'peak_memory_gb', 'training_arguments',
-           'SFTConfig', 'add_args', 'check_args', 'prepare_out', 'RunFilesCallback', 'StopAtCallback', 'EvalCallback',
-           'run', 'main']
+           'SFTConfig', 'add_args', 'check_args', 'resolve_data', 'prepare_out', 'RunFilesCallback', 'StopAtCallback',
+           'EvalCallback', 'run', 'main']
 
 # %% ../nbs/06a_sft.ipynb #d4f46fcb
 @dataclass
@@ -189,13 +189,14 @@ def _opt(default, help:str='', choices=None, resume:bool=True):
 @dataclass
 class SFTConfig:
     "Everything one `lsnb sft` run is: model, data, loss, optimisation and run settings (the command line is derived from it)."
-    model:str = _opt(None, 'model folder or Hub id (with --gguf-file: the folder holding it)')
+    model:str|None = _opt(None, 'model folder or Hub id (with --gguf-file: the folder holding it); neither: SmolLM2-135M-Instruct, as lsnb eval')
     data:str = _opt(None, '.json/.jsonl[.gz] file, save_to_disk folder, task:NAME[:SPLIT] or a datasets id')
     out:str = _opt(None, 'output folder (config, logs, checkpoints, final model)', resume=False)
     gguf_file:str|None = _opt(None, 'a GGUF file (name in --model or a path); converted once and cached')
     dtype:str = _opt('float32', 'weight dtype (float32 + --bf16 is mixed precision)', ('float32', 'bfloat16'))
     bf16:bool = _opt(False, 'bf16 autocast (mixed precision) through the Trainer')
-    data_split:str = _opt('train', 'split of a datasets source')
+    data_split:str = _opt('train', 'split of a datasets source, or of a task:NAME source without its own split')
+    allow_eval_split:bool = _opt(False, "allow task:NAME data on the split lsnb eval scores that task on (test items leak into training)")
     limit:int|None = _opt(None, 'use the first N records')
     template:str = _opt('auto', 'chat template or the plain template', ('auto', 'chat', 'plain'))
     max_length:int = _opt(512, 'truncate examples to this many tokens')
@@ -220,7 +221,8 @@ class SFTConfig:
     seed:int = _opt(0, 'seed of the data order, the initialisation of new weights and dropout')
     logging_steps:int = _opt(10, 'log every k steps', resume=False)
     save_steps:int = _opt(500, 'checkpoint every k steps', resume=False)
-    save_total_limit:int = _opt(2, 'checkpoints to keep', resume=False)
+    save_total_limit:int = _opt(1, 'checkpoints to keep while training (the last one is what --resume needs)', resume=False)
+    keep_checkpoints:bool = _opt(False, 'keep the checkpoint-N folders after a finished run (default: deleted once final/ is written)', resume=False)
     no_save_final:bool = _opt(False, 'do not write final/ (model + tokenizer)', resume=False)
     resume:bool = _opt(False, 'continue from the last checkpoint in --out', resume=False)
     overwrite:bool = _opt(False, 'delete an earlier run in --out first', resume=False)
@@ -231,7 +233,7 @@ class SFTConfig:
     eval_split:str|None = _opt(None, 'split of --eval-task (default: its evaluation split)', resume=False)
 
     def __post_init__(self):
-        for k in ('model', 'data', 'out'):
+        for k in ('data', 'out'):
             if not getattr(self, k): raise ValueError(f'--{k} is required')
         self.loss_config()   # alpha, T, softcap, z-loss
         if self.loss == 'default' and (self.temperature != 1 or self.softcap is not None or self.z_loss):
@@ -245,6 +247,8 @@ class SFTConfig:
         if self.resume and self.overwrite: raise ValueError('--resume and --overwrite contradict each other')
         if self.eval_every < 0: raise ValueError('--eval-every must be >= 0')
         if self.eval_every and not self.eval_task: raise ValueError('--eval-every needs --eval-task')
+        if self.save_total_limit < 1: raise ValueError(f'--save-total-limit must be >= 1 (--resume needs a checkpoint), got {self.save_total_limit}')
+        if self.keep_checkpoints and self.no_save_final: raise ValueError('--no-save-final deletes nothing: --keep-checkpoints is only for runs that write final/')
 
     def loss_config(self)->LossConfig:
         "The training loss of this run."
@@ -252,22 +256,36 @@ class SFTConfig:
 
 RUN_KEYS = [f.name for f in fields(SFTConfig) if f.metadata.get('resume', True)]   # what must match on --resume
 
-ARG_GROUPS = {'model and data': ('model', 'gguf_file', 'dtype', 'bf16', 'data', 'data_split', 'limit', 'template', 'max_length', 'drop_empty', 'packing'),
+ARG_GROUPS = {'model and data': ('model', 'gguf_file', 'dtype', 'bf16', 'data', 'data_split', 'allow_eval_split', 'limit', 'template', 'max_length', 'drop_empty', 'packing'),
               'loss': ('label_smoothing', 'temperature', 'softcap', 'z_loss', 'loss', 'impl'),
               'optimisation': ('lr', 'epochs', 'max_steps', 'batch_size', 'grad_accum', 'warmup', 'scheduler', 'weight_decay', 'max_grad_norm', 'gradient_checkpointing'),
-              'run': ('out', 'seed', 'logging_steps', 'save_steps', 'save_total_limit', 'no_save_final', 'resume', 'overwrite', 'stop_at',
+              'run': ('out', 'seed', 'logging_steps', 'save_steps', 'save_total_limit', 'keep_checkpoints', 'no_save_final', 'resume', 'overwrite', 'stop_at',
                       'eval_task', 'eval_every', 'eval_limit', 'eval_split')}
 
 def add_args(p:argparse.ArgumentParser): # the (sub)parser to fill
     "Add the `lsnb sft` arguments to `p`: one option per `SFTConfig` field."
     add_config_args(p, SFTConfig, groups=ARG_GROUPS)
     for a in p._actions:
-        if a.dest in ('model', 'data', 'out'): a.required = True
+        if a.dest in ('data', 'out'): a.required = True
     return p
 
 def check_args(args)->SFTConfig: # parsed `lsnb sft` arguments, or an `SFTConfig`
     "The `SFTConfig` of `args`, validated: a ValueError naming the first bad argument."
     return args if isinstance(args, SFTConfig) else config_from_args(SFTConfig, args)
+
+def resolve_data(cfg:SFTConfig)->str:
+    "The data source `run` reads: a `task:NAME` source gets its split made explicit, checked, and refused if it is the split lsnb eval scores."
+    if not str(cfg.data).startswith('task:'): return cfg.data
+    from lsnb.data import get_task, check_task
+    _, name, *rest = str(cfg.data).split(':')
+    split = rest[0] if rest and rest[0] else cfg.data_split
+    plan = check_task(name, split=split)   # an unknown task or split, or missing data: a clear error before anything loads
+    scored = getattr(get_task(name), plan.source).split
+    if split == scored and not cfg.allow_eval_split:
+        raise ValueError(f'--data {cfg.data}: split {split!r} is the one lsnb eval scores {name} on, so training on it puts the test items into '
+                         f'the training data; use another split (--data task:{name}:SPLIT or --data-split) or pass --allow-eval-split')
+    return f'task:{name}:{split}'
+
 
 # %% ../nbs/06a_sft.ipynb #a6c37840
 def prepare_out(args:SFTConfig)->Path|None:
@@ -333,10 +351,11 @@ class EvalCallback(TrainerCallback):
 def run(args)->int: # parsed `lsnb sft` arguments (see `add_args`), or an `SFTConfig`
     "`lsnb sft`: fine-tune `--model` on `--data` with the fused label-smoothed loss; returns 0."
     args = check_args(args); cfg = args.loss_config()
+    resolve_data(args)                # a task: source on its evaluation split fails here, before anything is written
     resume_from = prepare_out(args)   # may raise before anything is written
     out = Path(args.out); seed_everything(args.seed)
     model, tok = load_model(args.model, args.gguf_file, dtype=args.dtype, device='cpu')
-    records = read_records(args.data, split=args.data_split, limit=args.limit)
+    records = read_records(resolve_data(args), split=args.data_split, limit=args.limit)
     examples = build_examples(records, tok, args.max_length, args.template, args.drop_empty, progress=_is_main())
     rows = pack_examples(examples, args.max_length) if args.packing else examples
     if args.loss == 'fused': check_output_head(model, torch.tensor([examples[0]['input_ids'][:64]]))
@@ -360,8 +379,13 @@ def run(args)->int: # parsed `lsnb sft` arguments (see `add_args`), or an `SFTCo
         if not args.no_save_final:
             if args.loss == 'fused': trainer.fused_head.remove()
             trainer.save_model(str(out/'final')); tok.save_pretrained(str(out/'final'))
+            if not args.keep_checkpoints:   # final/ is the result; checkpoints (weights + optimizer state) only serve --resume
+                for ck in out.glob('checkpoint-*'): shutil.rmtree(ck, ignore_errors=True)
         atomic_write_json(out/'result.json', dict(config=config, train=res.metrics, global_step=res.global_step,
                                                   log_history=trainer.state.log_history, run_info=run_info(targs.device)))
+        where = f"model and tokenizer in {out/'final'}" if not args.no_save_final else f"no final model (--no-save-final); checkpoints in {out}"
+        print(f"lsnb sft: {res.global_step} steps in {res.metrics.get('train_runtime', 0):.0f} s, final loss "
+              f"{next((l['loss'] for l in reversed(trainer.state.log_history) if 'loss' in l), float('nan')):.4f}; {where}; log {out/'log.jsonl'}")
     return 0
 
 def main(argv:list|None=None): # arguments (default: sys.argv[1:])
