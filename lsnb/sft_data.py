@@ -8,11 +8,12 @@ import gzip, json, warnings
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
+from .data import MCItem
+from .scoring import mc_messages, build_prompt, target_text, encode_pair, use_chat
 
 # %% auto #0
-__all__ = ['PLAIN_TEMPLATE', 'TINY_CHAT_TEMPLATE', 'read_records', 'mc_prompt', 'record_format', 'EmptyResponseError',
-           'to_messages', 'encode_messages', 'tiny_tokenizer', 'build_examples', 'pack_examples', 'SFTCollator',
-           'ListDataset']
+__all__ = ['PLAIN_TEMPLATE', 'read_records', 'mc_item', 'record_format', 'EmptyResponseError', 'to_messages', 'encode_messages',
+           'encode_record', 'build_examples', 'pack_examples', 'SFTCollator', 'ListDataset']
 
 # %% ../nbs/06_sft_data.ipynb #0a866d44
 def _open_text(p:Path):
@@ -68,18 +69,14 @@ def read_records(source:str|Path, # path (.json/.jsonl[.gz]), save_to_disk folde
     return list(recs[:limit]) if limit is not None else list(recs)
 
 # %% ../nbs/06_sft_data.ipynb #dd921c0d
-def _mc_fields(r):
-    "(question, choices, answer, context, letters) of an MCItem or an MC dict."
-    if hasattr(r, 'question') and hasattr(r, 'choices'):
-        return r.question, list(r.choices), r.answer, getattr(r, 'context', '') or '', list(r.letters)
-    labels = r.get('labels') or [chr(ord('A') + i) for i in range(len(r['choices']))]
-    return r['question'], list(r['choices']), r['answer'], r.get('context') or '', list(labels)
-
-def mc_prompt(question:str, choices:list, context:str='', letters:list|None=None)->str:
-    "The user turn of a multiple-choice item: optional context, the question, lettered options, `Answer:`."
-    letters = letters or [chr(ord('A') + i) for i in range(len(choices))]
-    head = (context.strip() + '\n') if context and context.strip() else ''
-    return head + question.strip() + '\n' + ''.join(f'{l}. {c}\n' for l, c in zip(letters, choices)) + 'Answer:'
+def mc_item(r, # an MCItem, or a dict with question, choices, answer (and optional context, labels, id)
+            where:str='record')->MCItem: # how to name the record in errors
+    "The `MCItem` of a multiple-choice record."
+    if isinstance(r, MCItem): return r
+    a, ch = r['answer'], r['choices']
+    if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < len(ch):
+        raise ValueError(f'{where}: answer {a!r} is not an index into {len(ch)} choices')
+    return MCItem(str(r.get('id') or where), r['question'], list(ch), a, context=r.get('context') or '', labels=r.get('labels'))
 
 def record_format(r)->str:
     "'chat', 'alpaca' or 'mc' for one record; a ValueError naming the missing columns otherwise."
@@ -111,11 +108,7 @@ def to_messages(r, # an Alpaca dict, a chat dict or a multiple-choice item
         if not isinstance(out, str) or not out.strip(): raise EmptyResponseError(f'{where}: empty output (response)')
         user = ins.strip() + ('\n\n' + inp.strip() if isinstance(inp, str) and inp.strip() else '')
         return [dict(role='user', content=user), dict(role='assistant', content=out.strip())]
-    if fmt == 'mc':
-        q, ch, a, ctx, letters = _mc_fields(r)
-        if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < len(ch):
-            raise ValueError(f'{where}: answer {a!r} is not an index into {len(ch)} choices')
-        return [dict(role='user', content=mc_prompt(q, ch, ctx, letters)), dict(role='assistant', content=letters[a])]
+    if fmt == 'mc': return mc_messages(mc_item(r, where), 'letter', answer=True)   # the prompt letter scoring scores
     msgs = r['messages']
     if not isinstance(msgs, list) or not msgs: raise ValueError(f'{where}: messages must be a non-empty list')
     out = []
@@ -181,28 +174,23 @@ def encode_messages(messages:list, # chat messages (see `to_messages`)
     labels[:1] = [-100] * len(labels[:1])   # the first token is never predicted
     return dict(input_ids=ids, labels=labels)
 
-# %% ../nbs/06_sft_data.ipynb #1d7ef104
-TINY_CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
-                      "{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+# %% ../nbs/06_sft_data.ipynb #0c7b3f4a
+def _mc_plain(item:MCItem, tok, max_length):
+    if tok.eos_token_id is None: raise ValueError('the plain template needs a tokenizer with an eos token')
+    ctx, cont = encode_pair(tok, build_prompt(item, tok, 'letter'), target_text(item, item.answer, 'letter', chat=False))
+    ids, labels = ctx + cont + [tok.eos_token_id], [-100] * len(ctx) + cont + [tok.eos_token_id]
+    if max_length is not None: ids, labels = ids[:max_length], labels[:max_length]
+    labels[:1] = [-100] * len(labels[:1])
+    return dict(input_ids=ids, labels=labels)
 
-def tiny_tokenizer(texts:list|None=None, # training corpus (default: a few built-in sentences)
-                   vocab_size:int=1000, # BPE vocabulary size, special tokens included
-                   chat:bool=False): # attach `TINY_CHAT_TEMPLATE` (Gemma-style)
-    "A small byte-level BPE `PreTrainedTokenizerFast` built offline, for tests and examples."
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors
-    from transformers import PreTrainedTokenizerFast
-    texts = texts or ['Give three tips for staying healthy.', 'Eat a balanced diet and exercise regularly.',
-                      'The capital of France is Paris.', 'Answer: A B C D', '### Instruction:\n### Response:\n']
-    specials = ['<pad>', '<bos>', '<eos>', '<start_of_turn>', '<end_of_turn>']
-    t = Tokenizer(models.BPE())
-    t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    t.decoder = decoders.ByteLevel()
-    t.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    t.post_processor = processors.TemplateProcessing(single='<bos> $A', special_tokens=[('<bos>', t.token_to_id('<bos>'))])
-    tok = PreTrainedTokenizerFast(tokenizer_object=t, bos_token='<bos>', eos_token='<eos>', pad_token='<pad>')
-    if chat: tok.chat_template = TINY_CHAT_TEMPLATE
-    return tok
+def encode_record(r, # a record (see `to_messages`)
+                  tok, # a Hugging Face tokenizer
+                  template:str='auto', # 'chat', 'plain' or 'auto' (see `encode_messages`)
+                  max_length:int|None=None, # truncate to this many tokens (None: no truncation)
+                  where:str='record')->dict: # how to name the record in errors
+    "`input_ids` and `labels` of one record; a multiple-choice record gets exactly the prompt letter scoring scores."
+    if record_format(r) == 'mc' and not use_chat(tok, template): return _mc_plain(mc_item(r, where), tok, max_length)
+    return encode_messages(to_messages(r, where), tok, template, max_length)
 
 # %% ../nbs/06_sft_data.ipynb #349b6de2
 def build_examples(records:list, # records (see `read_records`)
@@ -215,11 +203,10 @@ def build_examples(records:list, # records (see `read_records`)
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2: raise ValueError(f'max_length must be an int >= 2, got {max_length!r}')
     out, empty, blank = [], [], []
     for i, r in enumerate(tqdm(records, desc='tokenising', disable=not progress, mininterval=2)):
-        try: msgs = to_messages(r, where=f'record {i}')
+        try: e = encode_record(r, tok, template, max_length, where=f'record {i}')
         except EmptyResponseError as err:
             if not drop_empty: raise EmptyResponseError(f'{err}; pass drop_empty=True (--drop-empty) to skip such records') from err
             blank.append(i); continue
-        e = encode_messages(msgs, tok, template, max_length)
         if all(l == -100 for l in e['labels']): empty.append(i)
         else: out.append(e)
     if blank: warnings.warn(f'dropped {len(blank)} records with an empty response (records {blank[:5]}{" ..." if len(blank) > 5 else ""})')
