@@ -265,6 +265,21 @@ def score_run(model, tok, items:dict, cfg:StudyConfig, spec:RunSpec, progress:bo
                                    for t, its in items['multilingual'].items()}
     return out
 
+def _claim_study(out:Path, cfg:StudyConfig, runs:list):
+    "Record `cfg` and `runs` in `out/study.json`; a ValueError if the folder holds another study or another run of the same name."
+    jsn = lambda x: json.loads(json.dumps(x))
+    runs_json = jsn([asdict(r) for r in runs])
+    if (out/'study.json').exists():   # a results folder holds one study: never mix configs, never rewrite a different one
+        old = json.loads((out/'study.json').read_text())
+        diff = {k: (v, old['config'].get(k)) for k, v in jsn(asdict(cfg)).items() if old['config'].get(k) != v}
+        if diff: raise ValueError(f'{out} holds a study with another config: ' + ', '.join(f'{k}: saved {b!r}, given {a!r}' for k, (a, b) in diff.items()))
+        known = {r['name']: r for r in old['runs']}
+        for r in runs_json:
+            if r['name'] in known and known[r['name']] != r: raise ValueError(f'run {r["name"]!r} differs from the saved run of that name in {out}')
+        runs_json = old['runs'] + [r for r in runs_json if r['name'] not in known]
+        if runs_json == old['runs']: return
+    atomic_write_json(out/'study.json', dict(config=asdict(cfg), runs=runs_json))
+
 def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run them
               out,                          # results folder (runs/NAME/ below it)
               load_base,                    # callable() -> (model on its device, tokenizer): fresh base weights
@@ -275,18 +290,7 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
     "Train and score each run not yet done; returns the names of the runs done in this call."
     out = Path(out); (out/'runs').mkdir(parents=True, exist_ok=True)
     t_start, done, est = time.time(), [], {}
-    jsn = lambda x: json.loads(json.dumps(x))
-    if (out/'study.json').exists():   # a results folder holds one study: never mix configs, never rewrite a different one
-        old = json.loads((out/'study.json').read_text())
-        diff = {k: (v, old['config'].get(k)) for k, v in jsn(asdict(cfg)).items() if old['config'].get(k) != v}
-        if diff: raise ValueError(f'{out} holds a study with another config: ' + ', '.join(f'{k}: saved {b!r}, given {a!r}' for k, (a, b) in diff.items()))
-        known = {r['name']: r for r in old['runs']}
-        for r in jsn([asdict(r) for r in runs]):
-            if r['name'] in known and known[r['name']] != r: raise ValueError(f'run {r["name"]!r} differs from the saved run of that name in {out}')
-        runs_json = old['runs'] + [r for r in jsn([asdict(r) for r in runs]) if r['name'] not in known]
-    else: runs_json = jsn([asdict(r) for r in runs])
-    if not (out/'study.json').exists() or runs_json != old['runs']:
-        atomic_write_json(out/'study.json', dict(config=asdict(cfg), runs=runs_json))
+    _claim_study(out, cfg, runs)
     todo = [r for r in runs if not (out/'runs'/r.name/'run.json').exists()]
     if not todo: return done
     items = items if items is not None else study_items(cfg)
