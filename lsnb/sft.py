@@ -163,7 +163,7 @@ def peak_memory_gb(device=None)->float:
 def _is_main(): return int(os.environ.get('RANK', '0')) == 0
 
 def training_arguments(out:str|Path, # the Trainer's output folder
-                       cfg:SFTConfig|None=None, # the run (None: only the settings every lsnb Trainer shares)
+                       cfg:'SFTConfig|None'=None, # the run (None: only the settings every lsnb Trainer shares)
                        **overrides)->TrainingArguments: # any other `TrainingArguments` field
     "The one place lsnb builds `TrainingArguments`: from an `SFTConfig` (or lsnb's shared defaults) plus `overrides`."
     cpu = not torch.cuda.is_available()

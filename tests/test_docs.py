@@ -3,9 +3,13 @@
 The site is built by `tools/build_docs.py` (offline: nbdev processing, smalldocs, local KaTeX) unless
 LSNB_DOCS_PREBUILT=1 says `_docs/` is fresh (`.ci/run` builds it as a stage of its own just before).
 Screenshots (front page, the API page with the most entries, a page with maths, a page with plots) go to `.ci/artifacts/`.
-Without Chromium the tests are skipped, except under CI=true, where that is a failure.
+
+These tests need Chromium, and npm once (it installs KaTeX into `.ci/node_modules`). Without them every test here
+FAILS with a one-line instruction (`sudo apt-get install chromium npm`); `LSNB_SKIP_BROWSER=1` makes them skip
+instead, and `tests/conftest.py` then ends the run with a `NOT RUN: ...` line saying which tests did not run and why.
+Under CI=true they always fail.
 """
-import json, os, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -16,29 +20,42 @@ import check_site  # noqa: E402  (tools/check_site.py: the CDP client, the local
 
 DOCS = ROOT/'_docs'
 SHOTS = ROOT/'.ci'/'artifacts'
+INSTALL = 'sudo apt-get install chromium npm'   # Debian/Ubuntu; any Chrome or Chromium binary works via LSNB_CHROMIUM
+SKIP_ENV = 'LSNB_SKIP_BROWSER'
 
 
-def _need_chromium():
-    if check_site.find_chromium(): return
-    msg = 'Chromium is not installed (apt-get install chromium)'
-    if os.environ.get('CI'): pytest.fail(msg)
-    pytest.skip(msg)
+def browser_missing(build=True):
+    "Why the browser tests cannot run on this machine (None when they can): no Chromium, or no npm for the docs build."
+    if not check_site.find_chromium(): return 'Chromium is not installed'
+    if build and os.environ.get('LSNB_DOCS_PREBUILT') != '1' and not shutil.which('npm') \
+            and not (ROOT/'.ci'/'node_modules'/'katex'/'dist'/'katex.min.js').exists():
+        return 'npm is not installed (the docs build installs KaTeX with it, once)'
+    return None
+
+
+def _need_browser(build=True):
+    "Fail (or, with LSNB_SKIP_BROWSER=1 outside CI, skip) with one line when the browser tests cannot run here."
+    why = browser_missing(build)
+    if why is None: return
+    if os.environ.get(SKIP_ENV) == '1' and not os.environ.get('CI'):
+        pytest.skip(f'{why}; install with `{INSTALL}` (or set LSNB_CHROMIUM to a Chrome/Chromium binary)')
+    pytest.fail(f'browser tests cannot run here: {why}. Install with `{INSTALL}` (or set LSNB_CHROMIUM to a '
+                f'Chrome/Chromium binary), or run `{SKIP_ENV}=1 pytest tests` to skip them (reported as NOT RUN)', pytrace=False)
 
 
 @pytest.fixture(scope='module')
-def site():
+def site(request):
     "The built site: its folder, every page's visit record, the local origin, the screenshots."
-    _need_chromium()
+    _need_browser()
+    tr = request.config.pluginmanager.get_plugin('terminalreporter')
+    say = (lambda m: tr.write_line(f'[test_docs] {m}')) if tr else (lambda m: None)
     if os.environ.get('LSNB_DOCS_PREBUILT') == '1':
         if not (DOCS/'index.html').exists(): pytest.fail('LSNB_DOCS_PREBUILT=1 but _docs/index.html is missing: the docs build failed')
     else:
-        import shutil
-        if not shutil.which('npm') and not (ROOT/'.ci'/'node_modules'/'katex').is_dir():
-            msg = 'npm is needed once to install KaTeX for the docs (apt-get install npm)'
-            if os.environ.get('CI'): pytest.fail(msg)
-            pytest.skip(msg)
+        say('building the docs site: python tools/build_docs.py (a few minutes; LSNB_DOCS_PREBUILT=1 reuses _docs/)')
         r = subprocess.run([sys.executable, str(ROOT/'tools'/'build_docs.py')], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0, f'docs build failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+    say(f'opening every page of {DOCS.name}/ in headless Chromium ({check_site.find_chromium()})')
     visits, hits, origin, shots = check_site.check_site(DOCS, SHOTS)
     return dict(visits=visits, hits=hits, origin=origin, shots=shots,
                 problems=check_site.problems(DOCS, visits, origin))
@@ -95,6 +112,13 @@ def test_no_remote_requests(site):
         [h for h in site['hits'] if h[1] >= 400]
 
 
+def test_nothing_clipped(site):
+    """No content a reader cannot see or reach, at window widths 1280, 1024 and 800: no page wider than the window, no
+    element running out of the text column outside a scroll box (a long inline formula), no box with overflow hidden
+    whose content is larger (a code line or a display formula cut off). Wide code, tables and formulas scroll."""
+    assert not site['problems']['clip'], _fmt(site['problems']['clip'])
+
+
 def test_screenshots(site):
     "Screenshots of the front page and an API page exist and are not blank (a person looks at them)."
     import matplotlib.image as mpimg
@@ -107,19 +131,23 @@ def test_screenshots(site):
 
 # ---- the checker itself: a small site with one fault of each kind must be caught, a clean page must pass
 
+LONG = ' '.join(f'word{i}' for i in range(120))   # a line far wider than the 400 px text column
 BAD = """<!doctype html><html><head><title>bad</title><link rel="icon" href="data:,">
-<script src="http://remote.invalid/x.js"></script></head><body>
+<script src="http://remote.invalid/x.js"></script></head><body><main style="width:400px">
 <p>Raw maths $$x^2$$ and \\frac{a}{b} left as text.</p>
+<pre style="overflow:hidden">cut: LONG</pre>
+<p style="white-space:nowrap">spills: LONG</p>
 <p><span class="math inline">\\(x\\)</span> was never rendered.</p>
 <img src="missing.png" alt="gone">
 <a href="nope.html">a missing page</a> <a href="ok.html#nowhere">a missing anchor</a> <a href="ok.html#here">fine</a>
-<script>console.error('boom')</script></body></html>"""
-OK = """<!doctype html><html><head><title>ok</title><link rel="icon" href="data:,"></head><body>
-<h1 id="here">fine</h1><p>Prices like 5 dollars, <code>$$ \\frac{a}{b}</code> in code.</p><a href="bad.html">back</a></body></html>"""
+<script>console.error('boom')</script></main></body></html>""".replace('LONG', LONG)
+OK = """<!doctype html><html><head><title>ok</title><link rel="icon" href="data:,"></head><body><main style="width:400px">
+<h1 id="here">fine</h1><p>Prices like 5 dollars, <code>$$ \\frac{a}{b}</code> in code.</p><a href="bad.html">back</a>
+<pre style="overflow-x:auto">scrolls: LONG</pre><p>wraps: LONG</p></main></body></html>""".replace('LONG', LONG)
 
 
 def test_checker_catches_faults(tmp_path):
-    _need_chromium()
+    _need_browser(build=False)
     (tmp_path/'bad.html').write_text(BAD); (tmp_path/'ok.html').write_text(OK)
     visits, hits, origin, _ = check_site.check_site(tmp_path, shots=None)
     probs = check_site.problems(tmp_path, visits, origin)
@@ -132,5 +160,9 @@ def test_checker_catches_faults(tmp_path):
     assert any('nope.html' in s and 'no such file' in s for s in probs['links']), probs['links']
     assert any('nowhere' in s for s in probs['links']), probs['links']
     assert not any('#here' in s for s in probs['links']), probs['links']
+    clip = [s for s in probs['clip'] if s.startswith('/bad.html')]
+    assert any('cut off' in s and 'overflow-x hidden' in s and 'cut: word0' in s for s in clip), clip
+    assert any('out of the text column' in s and 'spills: word0' in s for s in clip), clip
+    assert any('the page is' in s and 'wide in a' in s for s in clip), clip
     assert not any(s.startswith('/ok.html') for v in probs.values() for s in v), probs
     assert check_site.static_remote_refs(tmp_path) == ['bad.html: http://remote.invalid/x.js']

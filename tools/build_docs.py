@@ -319,9 +319,11 @@ def postprocess(docs, cfg, katex_dist):
     (libs/'contrib').mkdir()
     shutil.copy2(katex_dist/'contrib'/'auto-render.min.js', libs/'contrib'/'auto-render.min.js')
     shutil.copytree(katex_dist/'fonts', libs/'fonts')
-    # a formula wider than the text column scrolls instead of being cut off at the column's edge
-    (libs/'katex-site.css').write_text('.katex-display{overflow-x:auto;overflow-y:hidden;padding:.25em 0}\n'
-                                       '.katex{white-space:nowrap}\n', encoding='utf-8')
+    # a display formula wider than the text column scrolls instead of being cut off at the column's edge (and is the
+    # containing block of KaTeX's hidden MathML, which would otherwise widen the page); an inline formula may break
+    # after a relation or an operator like the text around it, instead of running out of the column
+    (libs/'katex-site.css').write_text('.katex-display{overflow-x:auto;overflow-y:hidden;padding:.25em 0;position:relative}\n',
+                                       encoding='utf-8')
     lic = katex_dist.parent/'LICENSE'
     if lic.exists(): shutil.copy2(lic, libs/'LICENSE')
     vendor_theme_fonts(docs)

@@ -15,7 +15,10 @@ descriptors 3 and 4), so no websocket library and no driver are needed. For each
   - links:   every same-origin <a href>; `check_links` then checks that the file exists and that its #fragment
              names an element of the target page;
   - remote:  every request whose host is not 127.0.0.1/localhost (DNS for any other name is also mapped to
-             nothing, so such a request fails here instead of leaving the machine).
+             nothing, so such a request fails here instead of leaving the machine);
+  - clip:    content a reader cannot see or reach, in windows 1280, 1024 and 800 px wide: a page wider than the window, an
+             element running out of the text column with no scroll box around it (a long inline formula), a box
+             with overflow hidden whose content is larger than it (a code line or formula cut off).
 """
 import base64, fcntl, functools, http.server, json, os, queue, re, shutil, subprocess, sys, tempfile, threading, time
 from pathlib import Path
@@ -34,9 +37,10 @@ CHROMIUM_FLAGS = [
 
 
 def find_chromium():
-    "The Chromium binary: $LSNB_CHROMIUM, else the first of chromium, chromium-browser, google-chrome on PATH (None if none)."
+    """The Chromium binary: $LSNB_CHROMIUM (a path or a name on PATH; None when it names no executable), else the first of
+    chromium, chromium-browser, google-chrome on PATH (None if none)."""
     env = os.environ.get('LSNB_CHROMIUM')
-    if env: return env
+    if env: return shutil.which(env)
     for n in ('chromium', 'chromium-browser', 'google-chrome'):
         p = shutil.which(n)
         if p: return p
@@ -108,7 +112,12 @@ class Browser:
         self.session = self.send('Target.attachToTarget', {'targetId': tid, 'flatten': True}, session=False)['sessionId']
         for d in ('Page', 'Runtime', 'Network', 'Log'): self.send(f'{d}.enable')
         self.send('Network.setCacheDisabled', {'cacheDisabled': True})
-        self.send('Emulation.setDeviceMetricsOverride', {'width': width, 'height': height, 'deviceScaleFactor': 1, 'mobile': False})
+        self.height = height
+        self.set_width(width)
+
+    def set_width(self, width):
+        "Resize the tab's window (the page reflows as in a resized browser window)."
+        self.send('Emulation.setDeviceMetricsOverride', {'width': width, 'height': self.height, 'deviceScaleFactor': 1, 'mobile': False})
 
     def drain(self):
         "Return and clear the events received so far."
@@ -180,6 +189,65 @@ PAGE_JS = r"""
 """
 
 
+# Content a reader cannot see or reach, at the window's current width; returns a list of findings (strings).
+CLIP_JS = r"""
+(() => {
+  // Three cases: the page is wider than the window (a page-wide scrollbar; the culprit is named), an element of the
+  // text column runs out of it with no scroll box around it, and a box with overflow hidden/clip whose content is
+  // larger than the box (cut off, no scrollbar). KaTeX's own elements are left out (its hidden MathML copy is a 1px
+  // clipped box by design), but not the formula as a whole.
+  const clipped = [], spilled = new Set();
+  const main = document.querySelector('main') || document.body;
+  const W = document.documentElement.clientWidth, docW = document.documentElement.scrollWidth, R = main.getBoundingClientRect().right;
+  const label = el => `<${el.tagName.toLowerCase()}${el.className && typeof el.className === 'string' ? ' class="' + el.className + '"' : ''}> "${(el.textContent || '').replace(/\s+/g, ' ').trim().slice(0, 60)}"`;
+  const scrollBox = el => getComputedStyle(el).overflowX !== 'visible';
+  const inBox = (el, top) => { for (let a = el.parentElement; a && a !== top && a !== document.documentElement; a = a.parentElement) if (scrollBox(a)) return true; return false; };
+  if (docW > W + 1) {
+    let culprit = null;
+    for (const el of document.body.querySelectorAll('*')) {
+      const r = el.getBoundingClientRect(), pos = getComputedStyle(el).position;
+      if (r.width > 0 && r.right > W + 1 && (!inBox(el, document.body) || pos === 'absolute' || pos === 'fixed')) { culprit = el; break; }
+    }
+    clipped.push(`the page is ${docW}px wide in a ${W}px window (a page-wide scrollbar)` + (culprit ? `; first element past the edge: ${label(culprit)}` : ''));
+  }
+  const walker2 = document.createTreeWalker(main, NodeFilter.SHOW_ELEMENT,
+    {acceptNode: el => el.classList.contains('katex') ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+  for (let el = walker2.nextNode(); el; el = walker2.nextNode()) {
+    const cs = getComputedStyle(el), r = el.getBoundingClientRect();
+    if (r.width === 0 || cs.display === 'none' || cs.visibility === 'hidden') continue;
+    const p = el.parentElement;
+    if (r.right > R + 1 && !inBox(el, main) && !(p !== main && p.getBoundingClientRect().right > R + 1 && !scrollBox(p))) {
+      clipped.push(`runs ${Math.round(r.right - R)}px out of the text column, with no scroll box around it: ${label(el)}`);
+      spilled.add(el);
+    }
+    // scrollWidth/Height count the end padding after the content: content that only reaches into the padding is whole
+    const hx = ['hidden', 'clip'].includes(cs.overflowX), hy = ['hidden', 'clip'].includes(cs.overflowY);
+    if (hx && el.clientWidth > 2 && el.scrollWidth > el.clientWidth + parseFloat(cs.paddingRight) + 1)
+      clipped.push(`cut off: ${el.scrollWidth}px of content in a ${el.clientWidth}px box with overflow-x ${cs.overflowX}: ${label(el)}`);
+    else if (hy && el.clientHeight > 2 && el.scrollHeight > el.clientHeight + parseFloat(cs.paddingBottom) + 1)
+      clipped.push(`cut off: ${el.scrollHeight}px of content in a ${el.clientHeight}px-high box with overflow-y ${cs.overflowY}: ${label(el)}`);
+  }
+  // text that runs out of its block (a long word or a nowrap line): the block's box stays in the column, its text not
+  const texts = document.createTreeWalker(main, NodeFilter.SHOW_TEXT,
+    {acceptNode: n => n.parentElement.closest('.katex, script, style') ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+  const range = document.createRange();
+  for (let n = texts.nextNode(); n; n = texts.nextNode()) {
+    if (!n.nodeValue.trim()) continue;
+    range.selectNodeContents(n);
+    const r = range.getBoundingClientRect(), el = n.parentElement;
+    if (r.width === 0 || r.right <= R + 1 || inBox(n, main)) continue;
+    let a = el; while (a && a !== main && !spilled.has(a)) a = a.parentElement;
+    if (a && a !== main) continue;   // inside an element already reported
+    clipped.push(`text runs ${Math.round(r.right - R)}px out of the text column, with no scroll box around it: ${label(el)}`);
+    spilled.add(el);
+  }
+  return clipped;
+})()
+"""
+# window widths at which CLIP_JS runs: a desktop window, a small laptop, a tablet (the sidebar folds away below 992 px)
+CLIP_WIDTHS = (1280, 1024, 800)
+
+
 def is_remote(url):
     "Whether a request URL goes to a host other than the loopback one (data:, blob:, about: are local)."
     u = urlsplit(url)
@@ -187,8 +255,21 @@ def is_remote(url):
     return (u.hostname or '') not in LOCAL_HOSTS
 
 
-def visit(browser, url, settle=0.3, timeout=30):
-    "Load `url` in the tab and return what the page did: load status, console errors, requests, and PAGE_JS's findings."
+def clipped(browser, widths=CLIP_WIDTHS):
+    """CLIP_JS's findings at each window width in `widths` (the page reflows, it is not reloaded), each finding once,
+    with the widths where it was seen; the window is left at the first width."""
+    seen = {}
+    for w in widths:
+        browser.set_width(w)
+        res = browser.send('Runtime.evaluate', {'expression': CLIP_JS, 'returnByValue': True})
+        found = [f"clip check script failed: {res['exceptionDetails'].get('text')}"] if 'exceptionDetails' in res else res['result']['value']
+        for f in found: seen.setdefault(re.sub(r'\d+px', 'Npx', f), (f, []))[1].append(w)
+    if widths: browser.set_width(widths[0])
+    return [f"at {', '.join(map(str, ws))} px: {f}" for f, ws in seen.values()]
+
+
+def visit(browser, url, settle=0.3, timeout=30, widths=CLIP_WIDTHS):
+    "Load `url` in the tab and return what the page did: load status, console errors, requests, PAGE_JS's and CLIP_JS's findings."
     browser.send('Page.navigate', {'url': 'about:blank'}); time.sleep(0.05); browser.drain()
     r = {'url': url, 'load_error': None, 'status': None, 'console': [], 'requests': [], 'failed': []}
     nav = browser.send('Page.navigate', {'url': url})
@@ -224,6 +305,7 @@ def visit(browser, url, settle=0.3, timeout=30):
     res = browser.send('Runtime.evaluate', {'expression': PAGE_JS, 'awaitPromise': True, 'returnByValue': True})
     if 'exceptionDetails' in res: r['load_error'] = r['load_error'] or f"page check script failed: {res['exceptionDetails'].get('text')}"
     else: r.update(res['result']['value'])
+    r['clipped'] = clipped(browser, widths)
     for ev in browser.drain():   # anything that arrived while the check script ran
         if ev.get('method') == 'Network.requestWillBeSent': r['requests'].append(ev['params']['request']['url'])
     r['remote'] = sorted({u for u in r['requests'] if is_remote(u)})
@@ -326,8 +408,8 @@ def check_site(root, shots=None, pages=None, api_page=None):
 
 
 def problems(root, visits, origin):
-    "Every problem found, by kind: load, console, math, images, links, remote."
-    out = {k: [] for k in ('load', 'console', 'math', 'images', 'links', 'remote')}
+    "Every problem found, by kind: load, console, math, images, links, remote, clip."
+    out = {k: [] for k in ('load', 'console', 'math', 'images', 'links', 'remote', 'clip')}
     for v in visits:
         name = v['url'][len(origin):]
         if v['load_error']: out['load'].append(f"{name}: {v['load_error']}")
@@ -339,6 +421,7 @@ def problems(root, visits, origin):
         out['math'] += [f'{name}: KaTeX error: {t}' for t in v.get('katexErrors', [])]
         out['images'] += [f'{name}: broken image {s}' for s in v.get('broken', [])]
         out['remote'] += [f'{name}: request to {u}' for u in v['remote']]
+        out['clip'] += [f'{name}: {c}' for c in v.get('clipped', [])]
     out['links'] = check_links(root, origin, visits)
     return out
 
