@@ -54,7 +54,7 @@ def _run(fn, skip_flags, force_flags, basepath):
     "Worker: nbdev's own test of one notebook; returns (passed, seconds, skipped by its front matter)."
     from nbdev.test import test_nb
     signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the parent's handler, inherited through fork
-    print(f'start  {_rel(fn)}', flush=True)
+    os.write(1, f'start  {_rel(fn)}\n'.encode())   # one write: the workers' lines never interleave
     t = time.time()
     ok, took = test_nb(fn, skip_flags=skip_flags, force_flags=force_flags, basepath=basepath)
     sys.stdout.flush(); sys.stderr.flush()
@@ -99,7 +99,8 @@ def main(argv=None):
         nonlocal k
         k += 1; results[f] = ok
         status = 'PASS' if ok else 'FAIL'
-        print(f'[{k:2d}/{len(files)}] {status}  {_rel(f)}  ' + ('skipped (skip_exec in its front matter)' if skipped else f'{took:.0f} s'), flush=True)
+        sys.stdout.flush()
+        os.write(1, (f'[{k:2d}/{len(files)}] {status}  {_rel(f)}  ' + ('skipped (skip_exec in its front matter)' if skipped else f'{took:.0f} s') + '\n').encode())
 
     if n_workers == 0:
         for f in files: report(f, *_run(f, **kw))
