@@ -14,7 +14,7 @@ from .core import atomic_write_json, run_info, seed_everything
 from .data import MCItem, load_task, get_task
 from .calibration import ece, paired_bootstrap, fit_temperature, grouped_report, compute_metrics, METRICS
 from .models import find_output_head
-from .scoring import MCRecord, record_logits
+from .scoring import MCRecord, record_logits, rescore, get_method
 
 # %% auto #0
 __all__ = ['ENGLISH', 'MULTILINGUAL', 'ENGLISH_OF', 'StudyConfig', 'RunSpec', 'standard_runs', 'study_items', 'save_items',
@@ -64,6 +64,7 @@ class RunSpec:
     multilingual:bool = True        # score the multilingual tasks too
     tokens:bool = True              # token-level statistics on held-out SFT data
     extra_serve:tuple = ()          # further serving temperatures for the English tasks (files `scores.METHOD-TX.npz`)
+    data_seed:int|None = None       # which SFT subset (None: the study's `data_seed`; the held-out records stay the study's)
     @property
     def trained(self): return self.alpha is not None
 
@@ -216,16 +217,22 @@ def find_vocab(model): # a causal LM
     return int(find_output_head(model).weight.shape[0])
 
 # %% ../nbs/07_experiments.ipynb #eccc5eb5
-def sft_rows(cfg:StudyConfig, tok, records:list|None=None, progress:bool=False):
-    "(training rows, held-out rows): the study's seeded subset of SFT records, tokenised and packed."
+def sft_rows(cfg:StudyConfig, tok, records:list|None=None, progress:bool=False,
+             data_seed:int|None=None): # the training subset's seed (None: the study's `data_seed`)
+    "(training rows, held-out rows): a seeded subset of the SFT records, tokenised and packed; the held-out records are the study's for every seed."
     from lsnb.sft_data import read_records, build_examples, pack_examples
     recs = records if records is not None else read_records(cfg.sft_data)
     order = np.random.default_rng(cfg.data_seed).permutation(len(recs))
     n = len(recs) if cfg.sft_limit is None else min(cfg.sft_limit, len(recs))
     if n + cfg.heldout > len(recs): raise ValueError(f'{len(recs)} records: too few for {n} training + {cfg.heldout} held-out')
+    held_ix = order[n:n + cfg.heldout]
+    if data_seed is None or data_seed == cfg.data_seed: train_ix = order[:n]
+    else:   # another subset of the records that are not held out, in its own random order
+        pool = np.concatenate([order[:n], order[n + cfg.heldout:]])
+        train_ix = np.random.default_rng(data_seed).permutation(pool)[:n]
     pick = lambda ix: [recs[int(i)] for i in ix]
-    train = build_examples(pick(order[:n]), tok, cfg.max_length, cfg.template, drop_empty=True, progress=progress)
-    held = build_examples(pick(order[n:n + cfg.heldout]), tok, cfg.max_length, cfg.template, drop_empty=True, progress=False)
+    train = build_examples(pick(train_ix), tok, cfg.max_length, cfg.template, drop_empty=True, progress=progress)
+    held = build_examples(pick(held_ix), tok, cfg.max_length, cfg.template, drop_empty=True, progress=False)
     return pack_examples(train, cfg.max_length), pack_examples(held, cfg.max_length)
 
 def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out: scratch folder for the Trainer
@@ -255,10 +262,13 @@ def score_run(model, tok, items:dict, cfg:StudyConfig, spec:RunSpec, progress:bo
     from lsnb.evaluate import evaluate
     out = {}
     with serving(model, spec.serve_temperature, spec.softcap if spec.trained else None):
+        done = {}   # request -> {task: records}: methods of one request share one pass of the model (`lsnb.scoring.rescore`)
         for method in cfg.methods:
-            out[method] = {t: records_to_scores(evaluate(model, tok, its, method, template=cfg.template, batch_size=cfg.eval_batch_size,
-                                                         progress=progress, desc=f'{spec.name} {t} {method}'))
-                           for t, its in items['english'].items()}
+            req = get_method(method).request
+            if req not in done:
+                done[req] = {t: evaluate(model, tok, its, method, template=cfg.template, batch_size=cfg.eval_batch_size,
+                                         progress=progress, desc=f'{spec.name} {t} {method}') for t, its in items['english'].items()}
+            out[method] = {t: records_to_scores([rescore(r, method) for r in recs]) for t, recs in done[req].items()}
         if spec.multilingual:
             out['multilingual'] = {t: records_to_scores(evaluate(model, tok, its, cfg.methods[0], template=cfg.template,
                                                                  batch_size=cfg.eval_batch_size, progress=progress, desc=f'{spec.name} {t}'))
@@ -273,7 +283,7 @@ def _claim_study(out:Path, cfg:StudyConfig, runs:list):
         old = json.loads((out/'study.json').read_text())
         diff = {k: (v, old['config'].get(k)) for k, v in jsn(asdict(cfg)).items() if old['config'].get(k) != v}
         if diff: raise ValueError(f'{out} holds a study with another config: ' + ', '.join(f'{k}: saved {b!r}, given {a!r}' for k, (a, b) in diff.items()))
-        known = {r['name']: r for r in old['runs']}
+        known = {r['name']: {**jsn(asdict(RunSpec(r['name']))), **r} for r in old['runs']}   # fields added since: their defaults
         for r in runs_json:
             if r['name'] in known and known[r['name']] != r: raise ValueError(f'run {r["name"]!r} differs from the saved run of that name in {out}')
         runs_json = old['runs'] + [r for r in runs_json if r['name'] not in known]
@@ -284,7 +294,7 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
               out,                          # results folder (runs/NAME/ below it)
               load_base,                    # callable() -> (model on its device, tokenizer): fresh base weights
               items:dict|None=None,         # `study_items(cfg)` (computed if None)
-              rows=None,                    # (training rows, held-out rows) (`sft_rows` if None)
+              rows=None,                    # (training rows, held-out rows), or a callable data_seed -> them (None: `sft_rows`)
               budget_s:float|None=None,     # stop before a run that would not finish within this many seconds
               progress:bool=True, extra_info:dict|None=None):
     "Train and score each run not yet done; returns the names of the runs done in this call."
@@ -294,7 +304,16 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
     todo = [r for r in runs if not (out/'runs'/r.name/'run.json').exists()]
     if not todo: return done
     items = items if items is not None else study_items(cfg)
-    tok = None
+    tok, cache = None, {}
+    def rows_for(spec):
+        seed = cfg.data_seed if spec.data_seed is None else spec.data_seed
+        if callable(rows): r = rows(seed)
+        elif rows is not None:
+            if seed != cfg.data_seed: raise ValueError(f'run {spec.name!r} wants SFT subset {seed}: pass rows as a callable data_seed -> rows')
+            r = rows
+        else: r = cache.get(seed) or sft_rows(cfg, tok, data_seed=seed)
+        cache.clear(); cache[seed] = r   # one subset in memory at a time
+        return r
     for spec in todo:
         key = (spec.trained, spec.multilingual)
         guess = est.get(key, max(est.values(), default=0))
@@ -303,9 +322,9 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
             break
         t0 = time.time()
         model, tok = load_base()
-        if rows is None: rows = sft_rows(cfg, tok)
+        r = rows_for(spec)
         t_load = time.time() - t0
-        train = train_run(model, tok, rows[0], spec, cfg, out/'_trainer') if spec.trained else None
+        train = train_run(model, tok, r[0], spec, cfg, out/'_trainer') if spec.trained else None
         t1 = time.time()
         scores = score_run(model, tok, items, cfg, spec, progress)
         d = out/'runs'/spec.name
@@ -314,7 +333,7 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
             scores.update({f'{k}-T{T:g}': v for k, v in more.items()})
         for k, s in scores.items(): save_scores(d/f'scores.{k}.npz', s)
         t2 = time.time()
-        tokens = token_stats(model, rows[1][:cfg.token_rows], serve=dict(temperature=spec.serve_temperature,
+        tokens = token_stats(model, r[1][:cfg.token_rows], serve=dict(temperature=spec.serve_temperature,
                              softcap=spec.softcap if spec.trained else None)) if spec.tokens else None
         t3 = time.time()
         info = run_info(next(model.parameters()).device, **(extra_info or {}))

@@ -5,14 +5,17 @@
 # %% ../nbs/06b_sft_bench.ipynb #b0aed0d4
 from __future__ import annotations
 import time, tempfile
+from pathlib import Path
 import torch
 from .core import run_info, seed_everything
 from .models import load_model, load_tokenizer, check_output_head
 from .sft import LSTrainer, LossConfig, training_arguments, peak_memory_gb
 from .sft_data import build_examples, pack_examples, SFTCollator, ListDataset
+from transformers import TrainerCallback
 
 # %% auto #0
-__all__ = ['max_batch', 'sft_benchmark']
+__all__ = ['PEER_SHAPES', 'PEER_ARMS', 'max_batch', 'sft_benchmark', 'peer_model', 'peer_steps', 'peer_max_batch',
+           'peer_benchmark']
 
 # %% ../nbs/06b_sft_bench.ipynb #fdec165a
 def _free():
@@ -86,3 +89,150 @@ def sft_benchmark(model_dir, # a transformers model folder (e.g. a converted gem
     runs = [_train_once(model_dir, rows, tok, a, f, steps, batch_size, lr, seed, bf16, out) for a in alphas for f in (True, False)]
     probes = [max_batch(model_dir, max(alphas), f, bf16=bf16) for f in (True, False)] if probe else []
     return dict(config=info, runs=runs, max_batch=probes, run_info=run_info('cuda' if torch.cuda.is_available() else 'cpu'))
+
+# %% ../nbs/06b_sft_bench.ipynb #045fd908
+# The real shapes, as transformers configs (random weights: throughput and memory do not depend on them)
+PEER_SHAPES = {
+    'gemma-3-270m': dict(model_type='gemma3_text', hidden_size=640, intermediate_size=2048, num_hidden_layers=18,
+                         num_attention_heads=4, num_key_value_heads=1, head_dim=256, vocab_size=262144,
+                         max_position_embeddings=32768, sliding_window=512, tie_word_embeddings=True),
+    'llama-3.2-1b': dict(model_type='llama', hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                         num_attention_heads=32, num_key_value_heads=8, head_dim=64, vocab_size=128256,
+                         max_position_embeddings=131072, rope_theta=500000.0, tie_word_embeddings=True),
+}
+PEER_ARMS = {  # arm -> what computes the loss under a stock transformers Trainer
+    'stock': "transformers' own loss; smoothing by TrainingArguments.label_smoothing_factor (full logits)",
+    'liger': "Liger's fused linear cross-entropy (apply_liger_kernel_to_* with only fused_linear_cross_entropy=True); smoothing passed to the model as label_smoothing=",
+    'cce':   "CCE's linear_cross_entropy kernel (alpha = 0 only) under lsnb.integrations.patch(impl='cce'): CCE's PyPI wheel has no transformers patch",
+    'lsnb':  'lsnb.integrations.patch(model); smoothing from label_smoothing_factor',
+}
+
+def peer_model(shape:str, device='cuda', dtype=torch.float32, **overrides):
+    "A randomly initialised causal LM of one of `PEER_SHAPES` (weights in `dtype`, made on `device`)."
+    from transformers import AutoConfig, AutoModelForCausalLM
+    if shape not in PEER_SHAPES: raise ValueError(f'unknown shape {shape!r}; known: {", ".join(PEER_SHAPES)}')
+    kw = {**PEER_SHAPES[shape], **overrides}
+    cfg = AutoConfig.for_model(kw.pop('model_type'), **kw)
+    with torch.device(device): m = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    return m
+
+class _RandomRows(torch.utils.data.Dataset):
+    "Rows of random token ids with every position a target (packed SFT rows, as far as speed and memory go)."
+    def __init__(self, n, length, V, seed=0, alpha=None):
+        g = torch.Generator().manual_seed(seed); self.ids = torch.randint(0, V, (n, length), generator=g); self.alpha = alpha
+    def __len__(self): return len(self.ids)
+    def __getitem__(self, i):
+        r = dict(input_ids=self.ids[i], labels=self.ids[i].clone(), attention_mask=torch.ones_like(self.ids[i]))
+        return r
+
+def _collate(alpha_kw):
+    def f(rows):
+        b = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+        if alpha_kw is not None: b['label_smoothing'] = alpha_kw   # Liger: smoothing reaches its loss through the forward's kwargs
+        return b
+    return f
+
+def _sync():
+    if torch.cuda.is_available(): torch.cuda.synchronize()
+
+class _StepTimer(TrainerCallback):
+    def __init__(self): self.t, self.times = None, []
+    def on_step_begin(self, args, state, control, **kw): _sync(); self.t = time.perf_counter()
+    def on_step_end(self, args, state, control, **kw): _sync(); self.times.append(time.perf_counter() - self.t)
+
+def _arm_model(shape, arm, alpha, overrides):
+    seed_everything(0)   # the same random weights for every arm
+    m = peer_model(shape, 'cuda' if torch.cuda.is_available() else 'cpu', **overrides)
+    if arm == 'liger':
+        from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+        _apply_liger_kernel_to_instance(m, fused_linear_cross_entropy=True, cross_entropy=False, rope=False, rms_norm=False,
+                                        swiglu=False, geglu=False)
+    elif arm in ('lsnb', 'cce'):
+        from lsnb.integrations import patch
+        if arm == 'cce' and alpha: raise ValueError('CCE has no label smoothing: arm cce runs at alpha = 0 only')
+        patch(m, impl='cce' if arm == 'cce' else 'auto')
+    elif arm != 'stock': raise ValueError(f'unknown arm {arm!r}; known: {", ".join(PEER_ARMS)}')
+    return m
+
+def peer_steps(shape:str, arm:str, alpha:float, batch_size:int, length:int=2048, steps:int=8, warmup:int=3, out=None,
+               overrides:dict|None=None): # config fields to change (a tiny model for tests)
+    "Time `steps` Trainer steps (forward, backward, AdamW; bf16 autocast) of one arm: median step time after `warmup`, tokens/s, peak memory."
+    from transformers import Trainer
+    out = out or tempfile.mkdtemp(prefix='lsnb-peer-')
+    gpu = torch.cuda.is_available()
+    if gpu: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    m = _arm_model(shape, arm, alpha, overrides or {})
+    liger = arm == 'liger'
+    args = training_arguments(out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=1e-5, bf16=gpu,
+                              logging_steps=1, save_strategy='no', disable_tqdm=True,
+                              label_smoothing_factor=0.0 if liger else alpha)
+    timer = _StepTimer()
+    tr = Trainer(model=m, args=args, train_dataset=_RandomRows(batch_size * steps, length, m.config.vocab_size),
+                 data_collator=_collate(alpha if liger else None), callbacks=[timer])
+    res = tr.train()
+    losses = [l['loss'] for l in tr.state.log_history if 'loss' in l]
+    t = sorted(timer.times[warmup:]) or [float('nan')]
+    r = dict(shape=shape, arm=arm, alpha=alpha, batch_size=batch_size, length=length, steps=steps, step_s=t[len(t) // 2],
+             tokens_per_s=batch_size * length / t[len(t) // 2], peak_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if gpu else None,
+             loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None, losses=losses)
+    del tr, m; import gc; gc.collect()
+    if gpu: torch.cuda.empty_cache()
+    return r
+
+def _is_oom(e): return isinstance(e, torch.OutOfMemoryError) or 'out of memory' in str(e).lower()
+
+def peer_max_batch(shape:str, arm:str, alpha:float, length:int=2048, sizes=(4, 8, 16, 32, 64, 128, 192)):
+    "The largest batch of `sizes` (rows of `length`) whose Trainer steps fit in memory (2 steps each, fresh model per size)."
+    probes = []
+    for B in sizes:
+        try: probes.append(dict(batch=B, ok=True, **{k: v for k, v in peer_steps(shape, arm, alpha, B, length, steps=2, warmup=1).items()
+                                                    if k in ('step_s', 'tokens_per_s', 'peak_mem_gb')}))
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not _is_oom(e): raise
+            probes.append(dict(batch=B, ok=False)); break
+        finally:
+            import gc; gc.collect(); torch.cuda.empty_cache()
+    ok = [p['batch'] for p in probes if p['ok']]
+    return dict(max_batch=max(ok) if ok else 0, first_oom=next((p['batch'] for p in probes if not p['ok']), None), probes=probes)
+
+def _peer_worker(spec:dict)->dict:
+    "One (shape, arm) in this process: timed steps at each alpha, then the largest batch at the last alpha."
+    res = dict(spec=spec, steps=[], errors=[])
+    for a in spec['alphas']:
+        try: res['steps'].append(peer_steps(spec['shape'], spec['arm'], a, spec['batch_size'], spec['length'], spec['steps']))
+        except Exception as e: res['errors'].append(dict(alpha=a, error=f'{type(e).__name__}: {e}'[:400]))
+    if spec.get('probe'):
+        try: res['max_batch'] = dict(alpha=spec['alphas'][-1], **peer_max_batch(spec['shape'], spec['arm'], spec['alphas'][-1], spec['length']))
+        except Exception as e: res['errors'].append(dict(alpha=spec['alphas'][-1], probe=True, error=f'{type(e).__name__}: {e}'[:400]))
+    return res
+
+def peer_benchmark(out_json,                                  # results file (rewritten atomically after each arm; arms already there are skipped)
+                   shapes=('gemma-3-270m', 'llama-3.2-1b'),   # names in `PEER_SHAPES`
+                   arms=('stock', 'liger', 'cce', 'lsnb'),    # names in `PEER_ARMS`
+                   alphas=(0.0, 0.1), batch_size:dict|int=8, length:int=2048, steps:int=8, probe:bool=True,
+                   budget_s:float|None=None, command:str|None=None):
+    "Each (shape, arm) in a fresh process (Liger's patch is process-wide): tokens/s and peak memory of Trainer steps, largest batch."
+    import json, subprocess, sys, os
+    from lsnb.core import atomic_write_json
+    out_json = Path(out_json); t0 = time.time()
+    res = json.loads(out_json.read_text()) if out_json.exists() else dict(results=[])
+    res['run_info'] = run_info('cuda', command=command); res['arms'] = PEER_ARMS
+    done = {(r['spec']['shape'], r['spec']['arm']) for r in res['results']}
+    for shape in shapes:
+        for arm in arms:
+            if (shape, arm) in done: continue
+            if budget_s is not None and time.time() - t0 > budget_s: print(f'[peer] budget: stopping before {shape} {arm}'); return res
+            B = batch_size[shape] if isinstance(batch_size, dict) else batch_size
+            spec = dict(shape=shape, arm=arm, alphas=[a for a in alphas if arm != 'cce' or a == 0], batch_size=B, length=length,
+                        steps=steps, probe=probe)
+            code = 'import json,sys; from lsnb.sft_bench import _peer_worker; print("@@" + json.dumps(_peer_worker(json.loads(sys.argv[1]))))'
+            t = time.time()
+            p = subprocess.run([sys.executable, '-c', code, json.dumps(spec)], capture_output=True, text=True, env=os.environ)
+            line = next((l[2:] for l in p.stdout.splitlines() if l.startswith('@@')), None)
+            r = json.loads(line) if line else dict(spec=spec, steps=[], errors=[dict(error=f'exit {p.returncode}: {p.stderr[-600:]}')])
+            r['wall_s'] = round(time.time() - t, 1)
+            res['results'].append(r); atomic_write_json(out_json, res)
+            print(f'[peer] {shape} {arm}: {r["wall_s"]} s', *[f'a={s["alpha"]} {s["tokens_per_s"]:.0f} tok/s {s["peak_mem_gb"]:.1f} GB' for s in r['steps']],
+                  f'max batch {r.get("max_batch", {}).get("max_batch")}', *[e['error'][:200] for e in r['errors']], flush=True)
+    return res
+

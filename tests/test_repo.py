@@ -183,7 +183,7 @@ def test_config_reproduces_the_saved_study(studyfile, path):
     s = studyfile.load_config(path)
     saved = json.loads((ROOT/'nbs'/'experiments'/'results'/s.name/'study.json').read_text())
     assert json.loads(json.dumps(asdict(s.cfg))) == saved['config']
-    assert json.loads(json.dumps([asdict(r) for r in s.runs])) == saved['runs']
+    assert json.loads(json.dumps([asdict(r) for r in s.runs])) == [studyfile.with_run_defaults(r) for r in saved['runs']]
     assert studyfile.saved_study_diff(s, ROOT/'nbs'/'experiments'/'results'/s.name) == []
     assert s.load.get('gguf_file') and len(s.load.get('gguf_sha256', '')) == 64 and s.load.get('dtype') == 'float32'
 

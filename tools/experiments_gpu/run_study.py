@@ -29,6 +29,7 @@ def parse_args(argv=None):
                    help="parent folder of the results folders, one per study (default: the repository's nbs/experiments/results)")
     p.add_argument('--prepared', type=Path, help='parent folder of the folders written by prep.py (default: make the data here)')
     p.add_argument('--data-root', help="without --prepared: local data folder of the tasks (default: the study's data_root, else $LSNB_DATA)")
+    p.add_argument('--items', type=Path, help="without --prepared: the evaluation items as a file of lsnb.experiments.save_items (instead of --data-root)")
     p.add_argument('--sft-records', type=Path, help="without --prepared: a local file of the SFT records instead of the study's sft_data")
     p.add_argument('--model-dir', type=Path, help="folder holding the configs' GGUF files (load.gguf_file)")
     p.add_argument('--cache-dir', type=Path, help='where converted GGUF models are cached (default: lsnb.models.default_cache_dir())')
@@ -39,7 +40,8 @@ def parse_args(argv=None):
     p.add_argument('--progress', action='store_true', help='progress bars')
     args = p.parse_args(argv)
     if args.runs and len(args.config) > 1: p.error('--runs needs exactly one --config')
-    if args.prepared and (args.data_root or args.sft_records): p.error('--data-root and --sft-records make the data here: not with --prepared')
+    if args.prepared and (args.data_root or args.sft_records or args.items): p.error('--data-root, --items and --sft-records make the data here: not with --prepared')
+    if args.items and args.data_root: p.error('--items replaces --data-root: give one of them')
     if args.budget_s is not None and not args.budget_s > 0: p.error(f'--budget-s must be > 0, got {args.budget_s}')
     return args
 
@@ -62,7 +64,7 @@ class BaseLoader:
 def _command(args):
     "The command line, with the machine's paths replaced by their last component (it is recorded in every run.json)."
     parts = ['tools/experiments_gpu/run_study.py', '--config'] + [c.name for c in args.config]
-    for opt in ('out', 'prepared', 'data_root', 'sft_records', 'model_dir', 'cache_dir'):
+    for opt in ('out', 'prepared', 'data_root', 'items', 'sft_records', 'model_dir', 'cache_dir'):
         v = getattr(args, opt)
         if v is not None: parts += [f'--{opt.replace("_", "-")}', f'.../{Path(v).name}']
     if args.budget_s is not None: parts += ['--budget-s', f'{args.budget_s:g}']
@@ -87,6 +89,10 @@ def plan(args):
         probs = saved_study_diff(s, d)
         if probs: raise ConfigError(f'{d} holds a study that {s.path.name} does not describe: ' + '; '.join(probs))
         if args.prepared: check_prepared(args.prepared/s.name, s)
+        if args.prepared:
+            other = [r.name for r in runs if r.data_seed not in (None, s.cfg.data_seed)]
+            if other: raise ConfigError(f'{s.path.name}: run(s) {", ".join(other)} train on another SFT subset (data_seed): '
+                                        'a prepared folder holds one subset; make the data on this machine (--data-root, --sft-records)')
         todo = [r.name for r in runs if not (d/'runs'/r.name/'run.json').exists()]
         _, sha = model_source(s, args.model_dir) if todo else (None, None)   # the GGUF file is there and is the one named
         out.append((s, runs, d, todo, sha))
@@ -119,9 +125,16 @@ def main(argv=None):
             info['prepared'] = {k: rec.get(k) for k in ('time', 'commit', 'tokenizer_sha256', 'items_sha256', 'rows_sha256', 'sft_records')}
         else:
             from lsnb.sft_data import read_records
-            items = study_items(replace(s.cfg, data_root=args.data_root) if args.data_root else s.cfg)
+            if args.items:   # a saved item set: it must hold exactly the study's tasks
+                items = read_study_items(args.items)
+                want = {k: sorted(getattr(s.cfg, k)) for k in ('english', 'multilingual')}
+                have = {k: sorted(items.get(k, {})) for k in ('english', 'multilingual')}
+                if want != have: raise ConfigError(f'{args.items} holds the tasks {have}, the study {s.name} scores {want}')
+                info['items_sha256'] = hashlib.sha256(args.items.read_bytes()).hexdigest()
+            else: items = study_items(replace(s.cfg, data_root=args.data_root) if args.data_root else s.cfg)
             records = read_records(args.sft_records) if args.sft_records else None
-            rows = sft_rows(s.cfg, loader.peek(), records)
+            tok = loader.peek()
+            rows = lambda seed, tok=tok, records=records, cfg=s.cfg: sft_rows(cfg, tok, records, data_seed=seed)   # per run's SFT subset
         left = None if args.budget_s is None else args.budget_s - (time.time() - T0)
         done = run_study(s.cfg, runs, d, loader, items, rows, budget_s=left, progress=args.progress, extra_info=info)
         still = [r.name for r in runs if not (d/'runs'/r.name/'run.json').exists()]

@@ -148,13 +148,18 @@ def select_runs(study:Study, names): # names: run names, or None for all
     return [r for r in study.runs if r.name in names]
 
 
+def with_run_defaults(r:dict) -> dict:
+    "A saved run (a RunSpec as JSON) with the fields added to RunSpec since it was saved, at their defaults (which is what the run used)."
+    return {**json.loads(json.dumps(dataclasses.asdict(RunSpec(r['name'])))), **r}
+
+
 def saved_study_diff(study:Study, out) -> list:
     "Why `run_study` would refuse the results folder `out` (its study.json has another config or other runs); [] if it would not."
     f = Path(out)/'study.json'
     if not f.exists(): return []
     old = json.loads(f.read_text())
     probs = [f'study.{k}: saved {a!r}, config {b!r}' for k, (a, b) in config_diff(old['config'], study.cfg).items()]
-    known = {r['name']: r for r in old['runs']}
+    known = {r['name']: with_run_defaults(r) for r in old['runs']}
     for r in study.runs:
         if r.name in known and config_diff(known[r.name], r): probs.append(f'run {r.name!r} differs from the saved run of that name')
     return probs
