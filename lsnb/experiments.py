@@ -20,7 +20,8 @@ from .scoring import MCRecord, record_logits, rescore, get_method
 __all__ = ['ENGLISH', 'MULTILINGUAL', 'ENGLISH_OF', 'StudyConfig', 'RunSpec', 'standard_runs', 'study_items', 'save_items',
            'read_study_items', 'records_to_scores', 'scores_arrays', 'save_scores', 'load_scores', 'serving',
            'token_stats', 'find_vocab', 'sft_rows', 'train_run', 'score_run', 'run_study', 'load_study', 'task_metrics',
-           'paired_difference', 'seed_interval', 'split_halves', 'heldout_temperature', 'language_report']
+           'paired_difference', 'seed_interval', 'split_halves', 'heldout_temperature', 'language_report',
+           'seed_item_bootstrap', 'holm']
 
 # %% ../nbs/07_experiments.ipynb #36cbc989
 ENGLISH = {'arc_easy': None, 'arc_challenge': None, 'openbookqa': None, 'piqa': None, 'commonsenseqa': None, 'mmlu': 2000}
@@ -407,3 +408,40 @@ def language_report(s:dict, n_bins:int=15, n_boot:int=0, temperature:float=1.0):
     _, c, a, _ = scores_arrays(s, temperature)
     return grouped_report(c, a, s['language'], n_bins=n_bins, n_boot=n_boot,
                           metrics=('accuracy', 'mean_confidence', 'ece', 'overconfidence'))
+
+# %% ../nbs/07_experiments.ipynb #bbc74662
+def seed_item_bootstrap(runs_a:list, # per seed: one task's scores (`records_to_scores`/`load_scores`) of arm A
+                        runs_b:list, # the same seeds, same items, of arm B (paired with `runs_a` by position)
+                        metric:str='ece',   # a metric of `lsnb.calibration.METRICS`
+                        n_boot:int=2000, ci:float=0.95, seed:int=0, n_bins:int=15):
+    "Two-level paired bootstrap of mean over seeds of metric(B) - metric(A): seeds and items resampled; {'delta', 'lo', 'hi', 'p', 'per_seed'}."
+    from lsnb.calibration import _boot_registry, _check_boot, _registry_arrays, _evaluate, _bin_kw
+    _check_boot(n_boot, ci)
+    if metric not in METRICS: raise ValueError(f'metric: unknown {metric!r}; registered: {list(METRICS)}')
+    if len(runs_a) != len(runs_b) or not runs_a: raise ValueError(f'runs_a and runs_b must pair the same seeds: got {len(runs_a)} and {len(runs_b)} runs')
+    ids = runs_a[0]['ids']
+    for s in list(runs_a) + list(runs_b):
+        if not np.array_equal(s['ids'], ids): raise ValueError('every run must score the same items in the same order')
+    kw = _bin_kw(n_bins, 'width', 'left')
+    def arrays(s):
+        p, c, a, y = scores_arrays(s)
+        return _registry_arrays([metric], (p, y)) if METRICS[metric].level == 'probs' else (c, a, None, None)
+    est, reps = [], []
+    for sa, sb in zip(runs_a, runs_b):
+        A, B = arrays(sa), arrays(sb)
+        est.append(_evaluate([metric], *B, **kw)[metric] - _evaluate([metric], *A, **kw)[metric])
+        reps.append(_boot_registry([metric], *B, n_boot=n_boot, seed=seed, **kw)[metric]    # the same item draws for every model
+                    - _boot_registry([metric], *A, n_boot=n_boot, seed=seed, **kw)[metric])
+    D = np.stack(reps, 1)                                                   # (B, S): per replicate, per seed
+    pick = np.random.default_rng([seed, 1]).integers(0, len(est), (n_boot, len(est)))   # the seed draws
+    r = np.take_along_axis(D, pick, 1).mean(1)
+    lo, hi = np.percentile(r, [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100])
+    p = max(1 / n_boot, min(1.0, 2 * min((r <= 0).mean(), (r >= 0).mean())))
+    return dict(delta=float(np.mean(est)), lo=float(lo), hi=float(hi), p=float(p), per_seed=[float(x) for x in est], n_boot=n_boot)
+
+def holm(pvalues:dict)->dict: # name -> p-value
+    "Holm's step-down adjustment of a family of p-values (name -> adjusted p), controlling the family-wise error rate."
+    names = sorted(pvalues, key=lambda k: pvalues[k]); m = len(names); out, run = {}, 0.0
+    for j, k in enumerate(names):
+        run = max(run, min(1.0, (m - j) * pvalues[k])); out[k] = run
+    return out
