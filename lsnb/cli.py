@@ -25,6 +25,7 @@ SUBCOMMANDS = {  # name -> Subcommand
     'eval': Subcommand('lsnb.evaluate', 'how calibrated is this language model? multiple-choice evaluation (default: SmolLM2-135M-Instruct on 200 ARC-Easy questions)'),
     'sft': Subcommand('lsnb.sft', 'supervised fine-tuning with label smoothing through the fused loss'),
     'calibration': Subcommand('lsnb.calibration', "calibration metrics, intervals and diagrams of saved predictions (lsnb eval's records, .npz scores)"),
+    'report': Subcommand('lsnb.report', 'runs of lsnb eval side by side in one HTML page: metrics, paired differences, reliability diagrams'),
     'kernel-bench': Subcommand('lsnb.kernel_bench', 'benchmark the fused label-smoothed linear cross-entropy against its peers (GPU)', needs='cuda'),
 }
 

@@ -4,21 +4,22 @@
 
 # %% ../nbs/05_evaluate.ipynb #6a91647d
 from __future__ import annotations
-import os, sys, json, time, argparse
+import os, sys, json, time, hashlib, tempfile, argparse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 import torch
 from .core import append_jsonl, read_jsonl, atomic_write_json, run_info, add_config_args, config_from_args, config_to_dict, config_diff
-from .data import load_task, fewshot_items, list_tasks, get_task, check_task, task_languages
-from .calibration import compute_metrics, binned_stats, reliability_diagram, format_metrics, DEFAULT_REPORT
+from .data import load_task, fewshot_items, list_tasks, get_task, check_task, task_languages, subsample, items_to_jsonl
+from .calibration import _check_n_bins, _check_boot, compute_metrics, binned_stats, reliability_diagram, format_metrics, DEFAULT_REPORT
 from .scoring import METHODS, TEMPLATES, MCRecord, get_method, use_chat, score_items, stack_probs, tail_logprobs
 from .scoring import check_item, question_block, target_text, build_prompt, encode_pair, letter_token_ids  # lsnb.evaluate's names before lsnb.scoring
-from .models import load_model, smollm2_gguf_path
+from .models import load_model, smollm2_gguf_path, resolve_gguf, file_sha256, _check_device, _parse_dtype
 
 # %% auto #0
-__all__ = ['DEFAULT_TASKS', 'RESUME_KEYS', 'REPORT_PROBES', 'evaluate', 'summarize', 'EvalConfig', 'check_tasks', 'run_eval',
-           'format_summary', 'add_args', 'run', 'next_token_report', 'compare_reports', 'evaluate_suite']
+__all__ = ['DEFAULT_TASKS', 'RESUME_KEYS', 'REPORT_PROBES', 'evaluate', 'summarize', 'EvalConfig', 'check_tasks',
+           'weights_digest', 'model_fingerprint', 'run_eval', 'format_summary', 'add_args', 'run', 'next_token_report',
+           'compare_reports', 'evaluate_suite']
 
 # %% ../nbs/05_evaluate.ipynb #6ca33915
 def _tag(method, chat, shots): return dict(method=method, template='chat' if chat else 'plain', shots=shots)
@@ -105,6 +106,7 @@ class EvalConfig:
     seed: int = 0                       # subsample, few-shot and bootstrap seed
     cache_dir: str|None = None          # where GGUF conversions are cached (default: $LSNB_CACHE/models or ~/.cache/lsnb/models)
     out: str = 'lsnb-eval'              # output folder
+    overwrite: bool = False             # start afresh: delete this method's and shots' records, summary and diagrams in --out
     progress: bool = True               # progress bars (--no-progress turns them off)
 
     def __post_init__(self):
@@ -116,9 +118,11 @@ class EvalConfig:
         get_method(self.method)
         if self.template not in TEMPLATES: raise ValueError(f'template must be one of {TEMPLATES}, got {self.template!r}')
         for k, lo in (('shots', 0), ('n_boot', 0), ('seed', 0), ('batch_size', 1), ('n_bins', 1)): _count(k, getattr(self, k), lo)
+        try: _check_n_bins(self.n_bins); self.n_boot and _check_boot(self.n_boot, 0.95)   # summarize's own checks, before any scoring
+        except ValueError as e: raise ValueError(f'{e} (--n-boot 0: no intervals)' if 'n_boot' in str(e) else str(e)) from None
         lims = self.limit.values() if isinstance(self.limit, dict) else [self.limit]
         for v in lims:
-            if v is not None: _count('limit', v, 0)
+            if v is not None: _count('limit', v, 1)
 
 # %% ../nbs/05_evaluate.ipynb #8c3958c8
 def check_tasks(cfg:EvalConfig)->dict: # the run's configuration
@@ -127,6 +131,7 @@ def check_tasks(cfg:EvalConfig)->dict: # the run's configuration
     for t in cfg.tasks:
         if t.endswith('.jsonl'):
             if not Path(t).is_file(): raise FileNotFoundError(f'task file not found: {t}')
+            if cfg.shots: raise ValueError(f'shots: a .jsonl task file ({t}) has no few-shot split; use --shots 0')
             plans[t] = (Path(t).stem, None); continue
         spec, langs = get_task(t), task_languages(t, cfg.languages)
         check_task(t, langs, path=cfg.data, shots=cfg.shots)
@@ -137,7 +142,7 @@ def check_tasks(cfg:EvalConfig)->dict: # the run's configuration
     return plans
 
 # %% ../nbs/05_evaluate.ipynb #50908a9b
-RESUME_KEYS = ('model', 'gguf_file', 'data', 'languages', 'template', 'dtype', 'seed')   # fields whose change makes saved records another run's
+RESUME_KEYS = ('model', 'dtype', 'template', 'method', 'shots', 'seed', 'languages', 'data')   # what a run's fingerprint holds: a change makes saved records another run's
 
 def _save_fig(fig, path:Path):
     import matplotlib.pyplot as plt
@@ -163,12 +168,66 @@ def _model_name(cfg):
     if cfg.gguf_file: return Path(cfg.gguf_file).stem
     return Path(str(cfg.model)).name if cfg.model else Path(str(smollm2_gguf_path())).stem
 
-def _check_resume(path:Path, cfg:EvalConfig):
-    if not path.exists(): return
-    saved = json.loads(path.read_text()).get('config')
-    if saved and (d := config_diff(saved, cfg, RESUME_KEYS)):
-        raise ValueError(f'{path.parent} holds a run of another configuration (' + ', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in d.items())
-                         + '): use another --out')
+def _digest(*parts)->str: return hashlib.sha256('\0'.join(map(str, parts)).encode()).hexdigest()[:16]
+
+def weights_digest(model)->str: # a torch module
+    "SHA-256 (16 hex digits) of a model's parameters and buffers: names, dtypes, shapes and bytes."
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        v = v.detach().cpu().contiguous()
+        h.update(f'{k}|{v.dtype}|{tuple(v.shape)}|'.encode()); h.update(v.view(torch.uint8).numpy().tobytes() if v.numel() else b'')
+    return h.hexdigest()[:16]
+
+def model_fingerprint(cfg:EvalConfig)->str|None: # the run
+    "The model of `cfg` as 'name sha16' from its files (GGUF file, or every file of a local folder); None for a Hub id (hash its weights)."
+    if cfg.gguf_file or cfg.model is None:
+        p = resolve_gguf(cfg.model, cfg.gguf_file) if cfg.gguf_file else Path(smollm2_gguf_path())
+        return f'{p.name} {file_sha256(p)[:16]}'
+    p = Path(str(cfg.model))
+    if not p.is_dir(): return None
+    files = sorted(f for f in p.rglob('*') if f.is_file() and not any(x.startswith('.') for x in f.relative_to(p).parts))
+    return f'{p.name} ' + _digest(*[f'{f.relative_to(p)}:{file_sha256(f)}' for f in files])
+
+def _check_out(out:Path):
+    "--out must be a folder that can be made and written: made now, and a probe file written and removed, before any model is loaded."
+    if out.exists() and not out.is_dir(): raise NotADirectoryError(f'--out {out}: is a file, not a folder')
+    q = out
+    while not q.exists(): q = q.parent
+    if not q.is_dir(): raise NotADirectoryError(f'--out {out}: {q} is a file, not a folder')
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix='.lsnb-write-test.'); os.close(fd); os.unlink(probe)
+    except OSError as e: raise PermissionError(f'--out {out}: cannot write there ({e.strerror or e})') from None
+
+def _run_files(out:Path, tag:str):
+    return [p for pat in (f'*.{tag}.jsonl', f'*.{tag}.png', f'summary.{tag}.json', f'run.{tag}.json') for p in out.glob(pat)]
+
+def _check_resume(out:Path, tag:str, fp:dict, overwrite:bool):
+    "Compare this run's fingerprint `fp` with the one saved in `out` (refuse on any difference); with `overwrite`, delete the old run's files."
+    path = out/f'run.{tag}.json'
+    if overwrite:
+        for p in _run_files(out, tag): p.unlink()
+        return
+    fix = 'rerun with --overwrite to start afresh, or use a new --out'
+    if not path.exists():
+        if old := [p.name for p in _run_files(out, tag)]:
+            raise ValueError(f'{out} holds records of an unknown configuration ({", ".join(sorted(old)[:3])}, no run.{tag}.json): {fix}')
+        return
+    try: saved = json.loads(path.read_text(encoding='utf-8'))['fingerprint']
+    except (ValueError, KeyError, TypeError) as e: raise ValueError(f'{path}: unreadable run fingerprint ({e}): {fix}') from None
+    now = {k: v for k, v in fp.items() if k != 'data'}
+    diff = {k: (saved.get(k), v) for k, v in now.items() if v is not None and saved.get(k) is not None and saved.get(k) != v}
+    diff.update({f'data of {t}': (saved['data'][t], h) for t, h in fp.get('data', {}).items() if saved.get('data', {}).get(t, h) != h})
+    if diff:
+        raise ValueError(f'{out} holds a run of another configuration (' + ', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in diff.items())
+                         + f'): {fix}')
+
+def _save_fingerprint(out:Path, tag:str, fp:dict):
+    "Write the fingerprint atomically, merged with the saved one (tasks added by later runs keep theirs)."
+    path = out/f'run.{tag}.json'
+    old = json.loads(path.read_text(encoding='utf-8'))['fingerprint'] if path.exists() else {}
+    new = {**old, **{k: v for k, v in fp.items() if v is not None}, 'data': {**old.get('data', {}), **fp.get('data', {})}}
+    atomic_write_json(path, dict(fingerprint=new, note='what produced the records of this method and shots: lsnb eval resumes only a run that matches'))
 
 # %% ../nbs/05_evaluate.ipynb #32c6a1e3
 def run_eval(cfg:EvalConfig|None=None, # the run (None: from `fields`)
@@ -179,18 +238,35 @@ def run_eval(cfg:EvalConfig|None=None, # the run (None: from `fields`)
     "Evaluate one model on the tasks of `cfg`: per-item JSONL records, a summary JSON and reliability PNGs in `cfg.out`; returns the summary."
     cfg = EvalConfig(**fields) if cfg is None else replace(cfg, **fields)
     plans, out, tag = check_tasks(cfg), Path(cfg.out), f'{cfg.method}.{cfg.shots}shot'
-    _check_resume(out/f'summary.{tag}.json', cfg)
+    _check_out(out)
+    data = {}   # every task's items and the hash of its whole item set, before any model is loaded
+    for task, (tname, langs) in plans.items():
+        lim = cfg.limit.get(task) if isinstance(cfg.limit, dict) else cfg.limit
+        full = load_task(task, cfg.data, seed=cfg.seed, languages=langs)
+        if not full: raise ValueError(f'task {task!r} has no items')
+        ids = [it.id for it in full]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f'task {task!r}: item ids are not unique ({", ".join(map(repr, dup[:3]))}): records could not be matched on resume')
+        data[task] = (subsample(full, lim, cfg.seed), _digest(items_to_jsonl(full)))
+    fp = dict(model=model_fingerprint(cfg) if loaded is None else None, method=cfg.method, shots=cfg.shots, seed=cfg.seed,
+              languages=list(cfg.languages) if cfg.languages else None,
+              dtype=None if loaded is not None else str(_parse_dtype(cfg.dtype, _check_device(cfg.device))),
+              data={plans[t][0]: h for t, (_, h) in data.items()})
+    _check_resume(out, tag, fp, cfg.overwrite)        # before loading: files, dtype, data, seed, shots
     t0 = time.time()
     m, tok = loaded if loaded is not None else load_model(cfg.model, cfg.gguf_file, dtype=cfg.dtype, device=cfg.device, cache_dir=cfg.cache_dir)
     name, chat = name or _model_name(cfg), use_chat(tok, cfg.template)
+    fp.update(template='chat' if chat else 'plain', dtype=str(next(m.parameters()).dtype))
+    if fp['model'] is None: fp['model'] = f'{name} weights {weights_digest(m)}'   # a Hub id or a loaded model: its weights
+    _check_resume(out, tag, fp, False)                # after loading: the template, and the weights
     out.mkdir(parents=True, exist_ok=True)
+    _save_fingerprint(out, tag, fp)
     summary = dict(model=name, method=cfg.method, shots=cfg.shots, template='chat' if chat else 'plain', limit=cfg.limit,
                    config=config_to_dict(cfg), tasks={}, timings=dict(load_s=round(time.time() - t0, 2)),
                    run_info=run_info(next(m.parameters()).device, dtype=str(next(m.parameters()).dtype)))
     for task, (tname, langs) in plans.items():
-        lim = cfg.limit.get(task) if isinstance(cfg.limit, dict) else cfg.limit
-        items = load_task(task, cfg.data, limit=lim, seed=cfg.seed, languages=langs)
-        if not items: raise ValueError(f'task {task!r} has no items')
+        items = data[task][0]
         sh = _shots_fn(task, cfg.shots, cfg.data, cfg.seed, {it.id for it in items})
         t1 = time.time()
         recs = evaluate(m, tok, items, cfg.method, sh, cfg.template, cfg.batch_size, out/f'{tname}.{tag}.jsonl', cfg.progress,

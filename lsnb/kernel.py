@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_kernel.ipynb #4d2efc8a
 from __future__ import annotations
-import math
+import math, numbers
 from dataclasses import dataclass, replace, fields
 import torch, torch.nn as nn, torch.nn.functional as F
 try:
@@ -21,12 +21,13 @@ __all__ = ['REDUCTIONS', 'IMPLS', 'KernelOptions', 'resolve_impl', 'linear_cross
 REDUCTIONS = ('mean', 'sum', 'none')
 IMPLS = ('auto', 'triton', 'torch', 'cce')
 
-def _number(v): return not isinstance(v, bool) and isinstance(v, (int, float))
+def _number(v): return not isinstance(v, bool) and isinstance(v, numbers.Real)   # Python and NumPy numbers, not bools or tensors
+def _integer(v): return not isinstance(v, bool) and isinstance(v, numbers.Integral)
 
 @dataclass(frozen=True)
 class KernelOptions:
     "The options of `linear_cross_entropy`, checked once when made; `_chunked` and the autograd function read them."
-    label_smoothing:float=0.0   # alpha in [0, 1], spread uniformly over the V classes
+    label_smoothing:float=0.0   # alpha in [0, 1], spread uniformly over the unmasked classes (logit > -inf)
     ignore_index:int=-100       # targets equal to it get no loss and no gradient
     reduction:str='mean'        # 'mean' (over kept tokens; 0 if none), 'sum' or 'none'
     softcap:float|None=None     # Gemma-2 cap, y = softcap * tanh(z / softcap)
@@ -34,29 +35,31 @@ class KernelOptions:
     temperature:float=1.0       # logits are divided by it before softcap and CE
     impl:str='auto'             # 'triton', 'torch', 'auto' or 'cce' (CCE + smoothing on top)
     chunk_size:int|None=None    # tokens per chunk (None: ~1 GiB of logits on a GPU)
-    check_target:bool=True      # check the target range (one host sync)
+    check_target:bool=True      # check the target range and the bias values (one host sync); off: a bad target gives a NaN row
 
     def __post_init__(self):
         if self.reduction not in REDUCTIONS: raise ValueError(f'reduction must be one of {REDUCTIONS}, got {self.reduction!r}')
         ls = self.label_smoothing
         if not _number(ls) or not 0.0 <= ls <= 1.0: raise ValueError(f'label_smoothing must be a number in [0, 1], got {ls!r}')
         sc = self.softcap
-        if sc is not None and (not isinstance(sc, (int, float)) or not math.isfinite(sc) or sc <= 0):
+        if sc is not None and (not _number(sc) or not math.isfinite(sc) or sc <= 0):
             raise ValueError(f'softcap must be None or a finite number > 0, got {sc!r}')
-        if not isinstance(self.z_loss, (int, float)) or not math.isfinite(self.z_loss) or self.z_loss < 0:
+        if not _number(self.z_loss) or not math.isfinite(self.z_loss) or self.z_loss < 0:
             raise ValueError(f'z_loss must be a finite number >= 0, got {self.z_loss!r}')
         T = self.temperature
-        if not isinstance(T, (int, float)) or not math.isfinite(T) or T <= 0:
+        if not _number(T) or not math.isfinite(T) or T <= 0:
             raise ValueError(f'temperature must be a finite number > 0, got {T!r}')
-        if isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index, int):
+        if not _integer(self.ignore_index):
             raise TypeError(f'ignore_index must be an int, got {type(self.ignore_index).__name__}')
         if self.impl not in IMPLS: raise ValueError(f'impl must be one of {IMPLS}, got {self.impl!r}')
         cs = self.chunk_size
-        if cs is not None and (isinstance(cs, bool) or not isinstance(cs, int) or cs < 1):
+        if cs is not None and (not _integer(cs) or cs < 1):
             raise ValueError(f'chunk_size must be None or a positive int, got {cs!r}')
         if not isinstance(self.check_target, bool): raise TypeError(f'check_target must be a bool, got {self.check_target!r}')
         for k in ('label_smoothing', 'z_loss', 'temperature'): object.__setattr__(self, k, float(getattr(self, k)))
         if sc is not None: object.__setattr__(self, 'softcap', float(sc))
+        object.__setattr__(self, 'ignore_index', int(self.ignore_index))
+        if cs is not None: object.__setattr__(self, 'chunk_size', int(cs))
 
     @property
     def inv_temp(self): return 1.0 / self.temperature
@@ -81,6 +84,8 @@ def _check_args(input, weight, target, bias, opts:KernelOptions):
     if weight.dtype != input.dtype: raise TypeError(f'weight dtype {weight.dtype} differs from input dtype {input.dtype}')
     if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
         raise TypeError(f'target must be an integer tensor of class indices, got {target.dtype}')
+    if 'meta' in (input.device.type, weight.device.type, target.device.type):
+        raise ValueError('input, weight and target must hold data (cpu or cuda tensors), got a meta tensor')
     devs = [('input', input.device), ('weight', weight.device), ('target', target.device)]
     if bias is not None:
         if tuple(bias.shape) != (V,): raise ValueError(f'bias must have shape (V,) = ({V},), got {tuple(bias.shape)}')
@@ -89,22 +94,42 @@ def _check_args(input, weight, target, bias, opts:KernelOptions):
     if len({dv for _, dv in devs}) > 1:
         raise ValueError('all tensors must be on one device, got ' + ', '.join(f'{n}: {dv}' for n, dv in devs))
 
-def _check_target(t, V, ignore_index):
-    "Raise `ValueError` if a target is outside [0, V) and not `ignore_index` (one reduction and one host sync, no device assert)."
+def _check_target(t, V, ignore_index, bias=None):
+    "Raise `ValueError` for a target outside [0, V) that is not `ignore_index`, a NaN or +inf bias, or a bias masking every class (one host sync, no device assert)."
     bad = ((t < 0) | (t >= V)) & (t != ignore_index)
-    if bool(bad.any()):
+    flags = [bad.any()]
+    if bias is not None: flags += [(bias.isnan() | (bias == math.inf)).any(), (bias == -math.inf).all()]
+    bad_t, *bad_b = torch.stack(flags).tolist()   # the one sync
+    if bad_t:
         i = int(bad.nonzero()[0, 0])
         raise ValueError(f'target values must be in [0, {V}) or ignore_index={ignore_index}; found {int(t[i])} at flat position {i}')
+    if bias is not None and bad_b[0]:
+        i = int((bias.isnan() | (bias == math.inf)).nonzero()[0, 0])
+        raise ValueError(f'bias must be finite or -inf (a masked class), found {float(bias[i])} at index {i}')
+    if bias is not None and bad_b[1]: raise ValueError('bias is -inf for every class: no class is left to predict')
 
 # %% ../nbs/03_kernel.ipynb #9ad7328c
 if HAS_TRITON:
     @triton.jit
     def _tanh(x):
-        return 2.0 * tl.sigmoid(2.0 * x) - 1.0
+        "fp32 tanh to a few ulps everywhere: the odd Taylor polynomial (to x^17) for |x| < 0.55, 1 - 2/(exp(2|x|) + 1) beyond."
+        a = tl.abs(x)
+        x2 = x * x
+        p = 0.000590027440945586 * x2 - 0.0014558343870513183
+        p = p * x2 + 0.003592128036572481
+        p = p * x2 - 0.008863235529902197
+        p = p * x2 + 0.021869488536155203
+        p = p * x2 - 0.05396825396825397
+        p = p * x2 + 0.13333333333333333
+        p = p * x2 - 0.3333333333333333
+        small = x + x * x2 * p
+        big = 1.0 - 2.0 / (tl.exp(2.0 * a) + 1.0)
+        big = tl.where(x < 0, -big, big)
+        return tl.where(a < 0.55, small, big)
 
     @triton.jit
     def _lce_row_kernel(z_ptr, stride_z,          # chunk logits (C, V), input dtype; overwritten by dL/dz when DO_GRAD
-                        tgt_ptr,                  # (C,) int64 targets, all in [0, V)
+                        tgt_ptr,                  # (C,) int64 targets; one outside [0, V) gives a NaN loss and gradient row
                         lse_ptr, loss_ptr,        # (C,) fp32: written when DO_FWD (lse read when not)
                         scale_ptr, stride_scale,  # upstream gradient per row (stride 0: one scalar for all rows)
                         V, inv_temp, softcap, alpha, z_loss,
@@ -116,24 +141,30 @@ if HAS_TRITON:
         if DO_FWD:
             m = tl.full([BLOCK_V], -1e30, tl.float32)   # per-lane running max
             s = tl.zeros([BLOCK_V], tl.float32)          # per-lane sum of exp(y - m)
-            ysum = tl.zeros([BLOCK_V], tl.float32)       # per-lane sum of y (smoothing term)
+            ysum = tl.zeros([BLOCK_V], tl.float32)       # per-lane sum of the unmasked y (smoothing term)
+            nk = tl.zeros([BLOCK_V], tl.float32)         # per-lane count of unmasked classes (y > -inf)
             for start in range(0, V, BLOCK_V):
                 cols = start + offs
                 mask = cols < V
                 y = tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32) * inv_temp
                 if HAS_SOFTCAP:
                     y = softcap * _tanh(y / softcap)
-                ysum += tl.where(mask, y, 0.0)
+                keep = mask & (y > float('-inf'))
+                ysum += tl.where(keep, y, 0.0)
+                nk += keep.to(tl.float32)
                 y = tl.where(mask, y, float('-inf'))
                 m_new = tl.maximum(m, y)
                 s = s * tl.exp(m - m_new) + tl.exp(y - m_new)
                 m = m_new
             mx = tl.max(m, 0)
             lse = mx + tl.log(tl.sum(s * tl.exp(m - mx), 0))
-            yt = tl.load(z_row + t).to(tl.float32) * inv_temp
+            t_ok = (t >= 0) & (t < V)
+            yt = tl.load(z_row + t, mask=t_ok, other=0.0).to(tl.float32) * inv_temp
             if HAS_SOFTCAP:
                 yt = softcap * _tanh(yt / softcap)
-            loss = lse - (1.0 - alpha) * yt - (alpha / V) * tl.sum(ysum, 0) + z_loss * lse * lse
+            yt = tl.where(alpha < 1.0, (1.0 - alpha) * yt, 0.0)          # no 0 * (-inf) at alpha = 1
+            sm = tl.where(alpha > 0.0, (alpha / tl.sum(nk, 0)) * tl.sum(ysum, 0), 0.0)
+            loss = tl.where(t_ok, lse - yt - sm + z_loss * lse * lse, float('nan'))
             tl.store(lse_ptr + row, lse)
             tl.store(loss_ptr + row, loss)
         else:
@@ -141,7 +172,15 @@ if HAS_TRITON:
         if DO_GRAD:
             g = tl.load(scale_ptr + row * stride_scale).to(tl.float32)
             cp = g * (1.0 + 2.0 * z_loss * lse)       # coefficient of p_ij
-            c0 = g * alpha / V                        # smoothing: the same for every j
+            if not DO_FWD:                            # the count of unmasked classes, again
+                nk = tl.zeros([BLOCK_V], tl.float32)
+                for start in range(0, V, BLOCK_V):
+                    cols = start + offs
+                    mask = cols < V
+                    y = tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32)
+                    nk += (mask & (y > float('-inf'))).to(tl.float32)
+            g = tl.where((t >= 0) & (t < V), g, float('nan'))   # a bad (unchecked) target: a NaN row
+            c0 = g * alpha / tl.sum(nk, 0)            # smoothing: the same for every unmasked j
             c1 = g * (1.0 - alpha)                    # one-hot part
             for start in range(0, V, BLOCK_V):
                 cols = start + offs
@@ -150,7 +189,7 @@ if HAS_TRITON:
                 if HAS_SOFTCAP:
                     th = _tanh(y / softcap)
                     y = softcap * th
-                dy = cp * tl.exp(y - lse) - c0 - tl.where(cols == t, c1, 0.0)
+                dy = cp * tl.exp(y - lse) - tl.where(y > float('-inf'), c0, 0.0) - tl.where(cols == t, c1, 0.0)
                 if HAS_SOFTCAP:
                     dy = dy * (1.0 - th * th)
                 tl.store(z_row + cols, (dy * inv_temp).to(z_ptr.dtype.element_ty), mask=mask)
@@ -178,27 +217,31 @@ def _rows_triton(z, t, lse, loss, scale, *, alpha, softcap, z_loss, inv_temp, do
         _lce_row_tuned[(C,)](*args, **kw)
 
 # %% ../nbs/03_kernel.ipynb #cfc6a286
-def _rows_torch(z, t, lse, loss, scale, *, alpha, softcap, z_loss, inv_temp, do_fwd, do_grad, rowsum=None):
-    "PyTorch row op with the contract of `_rows_triton`; without softcap, smoothing is rank-one (`rowsum`, caller's gradient terms)."
+def _rows_torch(z, t, lse, loss, scale, *, alpha, softcap, z_loss, inv_temp, do_fwd, do_grad, rowsum=None, nkeep=None):
+    "PyTorch row op with the contract of `_rows_triton`; without softcap, smoothing is rank-one (`rowsum` over the `nkeep` unmasked classes, caller's gradient terms)."
     C, V = z.shape
     if C == 0: return
     acc = torch.float64 if z.dtype == torch.float64 else torch.float32
+    ok = (t >= 0) & (t < V); tc = t.clamp(0, V - 1)   # a bad target (check_target=False): a NaN row, no crash
     y = z.to(acc) * inv_temp
     if softcap is not None:
         th = torch.tanh(y / softcap); y = softcap * th
     if do_fwd:
         l = torch.logsumexp(y, -1)
-        ysum = y.sum(-1) if softcap is not None else rowsum.to(acc) * inv_temp
-        yt = y.gather(1, t[:, None])[:, 0]
-        loss.copy_(l - (1 - alpha) * yt - (alpha / V) * ysum + z_loss * l * l)
+        yt = y.gather(1, tc[:, None])[:, 0]
+        tgt = (1 - alpha) * yt if alpha < 1 else torch.zeros_like(yt)   # no 0 * (-inf) at alpha = 1
+        sm = 0.0
+        if alpha > 0:   # softcapped logits are finite: nothing is masked
+            sm = (alpha / V) * y.sum(-1) if softcap is not None else (alpha * inv_temp / nkeep) * rowsum.to(acc)
+        loss.copy_((l - tgt - sm + z_loss * l * l).masked_fill_(~ok, math.nan))
         lse.copy_(l)
     if do_grad:
         l = lse.to(acc)[:, None]
         g = scale.to(acc).reshape(-1, 1).expand(C, 1)
         dy = torch.exp(y - l).mul_(g * (1 + 2 * z_loss * l))
-        dy.scatter_add_(1, t[:, None], -(1 - alpha) * g)
+        dy.scatter_add_(1, tc[:, None], -(1 - alpha) * g * ok[:, None])
         if softcap is not None: dy.sub_(g * alpha / V).mul_(1 - th * th)
-        z.copy_(dy.mul_(inv_temp))
+        z.copy_(dy.mul_(inv_temp).masked_fill_(~ok[:, None], math.nan))
 
 # %% ../nbs/03_kernel.ipynb #d188c120
 def _auto_chunk(n, V, elsize, impl, device):
@@ -225,8 +268,12 @@ def _chunked(x, w, b, t, opts:KernelOptions, *, scale, do_fwd, need, lse=None):
     rows = _rows_triton if opts.impl == 'triton' else _rows_torch
     alpha, inv_temp = opts.label_smoothing, opts.inv_temp
     rank_one = opts.impl == 'torch' and opts.softcap is None
-    if rank_one:   # sum_j z_ij = x_i . wbar + sum_j b_j
-        wbar = w.to(acc).sum(0); bsum = b.to(acc).sum() if b is not None else 0.0
+    keep = nkeep = None
+    if rank_one:   # sum over the unmasked j (bias > -inf) of z_ij = x_i . wbar + bsum
+        if b is None: wbar, bsum, nkeep = w.to(acc).sum(0), 0.0, V
+        else:
+            keep = (b > -math.inf).to(acc)             # a -inf bias masks its class (no sync: all on the device)
+            wbar, bsum, nkeep = keep @ w.to(acc), torch.where(keep > 0, b.to(acc), 0.0).sum(), keep.sum()
         u = torch.zeros(d, device=x.device, dtype=acc); rsum = torch.zeros((), device=x.device, dtype=acc)
     # fp16 has 5 exponent bits: g_i * p_ij (g_i = 1/n for the mean) underflows. Store G * S with a power of two S
     # that puts max|g| near 256, and undo it in the fp32 epilogue of the matmuls (alpha = 1/S): exact, no overflow.
@@ -244,10 +291,10 @@ def _chunked(x, w, b, t, opts:KernelOptions, *, scale, do_fwd, need, lse=None):
         else: torch.addmm(b, xc, w.t(), out=z)
         rowsum = (xc.to(acc) @ wbar + bsum) if (rank_one and do_fwd) else None
         rows(z, t[s:e], lse[s:e], loss[s:e], sc * S if S != 1.0 else sc, alpha=alpha, softcap=opts.softcap, z_loss=opts.z_loss,
-             inv_temp=inv_temp, do_fwd=do_fwd, do_grad=do_grad, rowsum=rowsum)
+             inv_temp=inv_temp, do_fwd=do_fwd, do_grad=do_grad, **(dict(rowsum=rowsum, nkeep=nkeep) if opts.impl == 'torch' else {}))
         if not do_grad: continue
         r1 = rank_one and alpha > 0
-        if r1: r = (-(alpha / V) * inv_temp) * sc.to(acc).expand(e - s)   # the rank-one part of dL/dz_ij
+        if r1: r = (-alpha * inv_temp / nkeep) * sc.to(acc).expand(e - s)   # the rank-one part of dL/dz_ij (unmasked j)
         if need_x:
             if S == 1.0: torch.mm(z, w, out=dx[s:e])
             else: torch.addmm(dx[s:e], z, w, beta=0.0, alpha=1.0 / S, out=dx[s:e])
@@ -259,8 +306,8 @@ def _chunked(x, w, b, t, opts:KernelOptions, *, scale, do_fwd, need, lse=None):
             db += z.to(acc).sum(0) / S
             if r1: rsum += r.sum()
     if do_grad and rank_one and alpha > 0:
-        if need_w: dw += u.to(dw.dtype)
-        if need_b: db += rsum
+        if need_w: dw += (u if keep is None else keep[:, None] * u).to(dw.dtype)
+        if need_b: db += rsum if keep is None else keep * rsum
     return loss, lse, dx, dw, (db.to(b.dtype) if need_b else None)
 
 # %% ../nbs/03_kernel.ipynb #92c77bb6
@@ -288,6 +335,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        if torch.is_grad_enabled():   # backward(create_graph=True): the saved gradients are constants, not a graph
+            raise RuntimeError('linear_cross_entropy: double backward is not supported (a backward with create_graph=True); '
+                               'use reference_loss for higher-order gradients')
         if ctx.precomputed:
             dx, dw, db = ctx.saved_tensors
             if not bool(g == 1):
@@ -318,7 +368,7 @@ def linear_cross_entropy(input:torch.Tensor,   # hidden states (..., d)
                          target:torch.Tensor,  # class indices (...): ints in [0, V) or `ignore_index`
                          *,
                          bias:torch.Tensor|None=None,  # optional (V,) bias
-                         label_smoothing:float=0.0,    # alpha in [0, 1], spread uniformly over the V classes
+                         label_smoothing:float=0.0,    # alpha in [0, 1], spread uniformly over the unmasked classes (logit > -inf)
                          ignore_index:int=-100,        # targets equal to it get no loss and no gradient
                          reduction:str='mean',         # 'mean' (over kept tokens; 0 if none), 'sum' or 'none'
                          softcap:float|None=None,      # Gemma-2 cap, y = softcap * tanh(z / softcap)
@@ -326,7 +376,7 @@ def linear_cross_entropy(input:torch.Tensor,   # hidden states (..., d)
                          temperature:float=1.0,        # logits are divided by it before softcap and CE
                          impl:str='auto',              # 'triton', 'torch', 'auto' or 'cce' (CCE + smoothing on top)
                          chunk_size:int|None=None,     # tokens per chunk (None: ~1 GiB of logits on a GPU)
-                         check_target:bool=True,       # check the target range (one host sync)
+                         check_target:bool=True,       # check targets and bias (one host sync); False: a bad target gives a NaN row
                         )->torch.Tensor: # fp32 scalar, or shape `target.shape` for 'none'
     "`F.cross_entropy(F.linear(input, weight, bias).float(), target, ...)` (plus temperature, softcap, z-loss) without N x V logits."
     opts = KernelOptions(label_smoothing=label_smoothing, ignore_index=ignore_index, reduction=reduction, softcap=softcap,
@@ -339,7 +389,7 @@ def _linear_cross_entropy(input, weight, target, bias, opts:KernelOptions):
     opts = replace(opts, impl=resolve_impl(opts.impl, input.device))
     V, d = weight.shape
     x, t = input.reshape(-1, d), target.reshape(-1)
-    if opts.check_target: _check_target(t, V, opts.ignore_index)
+    if opts.check_target or opts.impl == 'cce': _check_target(t, V, opts.ignore_index, bias)   # CCE cannot take a bad target
     valid = t != opts.ignore_index
     all_valid = bool(valid.all())
     if not all_valid:
@@ -374,12 +424,18 @@ class LinearCrossEntropyLoss(nn.Module):
 # %% ../nbs/03_kernel.ipynb #efc3a1ec
 def reference_loss(input, weight, target, *, bias=None, label_smoothing=0.0, ignore_index=-100, reduction='mean',
                    softcap=None, z_loss=0.0, temperature=1.0):
-    "The contract with materialised logits: F.linear, temperature, softcap, `F.cross_entropy`, z-loss (mean of nothing is 0)."
+    "The contract with materialised logits: F.linear, temperature, softcap, `F.cross_entropy` (smoothing over the unmasked classes), z-loss (mean of nothing is 0)."
     z = F.linear(input, weight, bias).float() if input.dtype != torch.float64 else F.linear(input, weight, bias)
     z = z / temperature
     if softcap is not None: z = softcap * torch.tanh(z / softcap)
     z = z.reshape(-1, z.shape[-1]); t = target.reshape(-1); keep = t != ignore_index
-    loss = F.cross_entropy(z, t, ignore_index=ignore_index, reduction='none', label_smoothing=label_smoothing)
+    if label_smoothing > 0 and bool((z == -math.inf).any()):   # masked classes: smooth over the unmasked ones
+        logp, ok = torch.log_softmax(z, -1), z > -math.inf
+        nll = -logp.gather(1, t.clamp(0, z.shape[-1] - 1)[:, None])[:, 0]
+        smooth = -torch.where(ok, logp, 0.0).sum(-1) / ok.sum(-1)
+        loss = ((1 - label_smoothing) * nll if label_smoothing < 1 else 0.0) + label_smoothing * smooth
+        loss = torch.where(keep, loss, 0.0)
+    else: loss = F.cross_entropy(z, t, ignore_index=ignore_index, reduction='none', label_smoothing=label_smoothing)
     if z_loss: loss = loss + z_loss * torch.logsumexp(z, -1).square() * keep
     if reduction == 'none': return loss.reshape(target.shape)
     if reduction == 'sum': return loss.sum()
@@ -418,6 +474,8 @@ class _SmoothOnTop(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        if torch.is_grad_enabled():
+            raise RuntimeError('label_smoothing_on_top: double backward is not supported (a backward with create_graph=True)')
         dx, dw = ctx.dx, ctx.dw
         ctx.dx = ctx.dw = None   # drop ctx's references, so that autograd can take dw as weight.grad without a copy
         if not bool(g == 1):

