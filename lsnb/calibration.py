@@ -13,19 +13,21 @@ import numpy as np
 from scipy import special
 
 # %% auto #0
-__all__ = ['BinStats', 'METRICS', 'GROUP_METRICS', 'HIGHER_IS_BETTER', 'SelectiveCurve', 'DEFAULT_REPORT', 'SUMMARY_KEYS', 'CI',
-           'PairedCI', 'check_confidences', 'check_probs', 'top_label', 'bin_edges', 'assign_bins', 'binned_stats',
-           'ece', 'synthetic_predictions', 'confidence_split', 'classwise_ece', 'smooth_ece', 'brier_score', 'nll',
-           'accuracy', 'mean_confidence', 'Metric', 'register_metric', 'ece_em10', 'selective_accuracy_curve',
-           'selective_auc', 'compute_metrics', 'calibration_summary', 'format_metrics', 'bootstrap_ci',
-           'paired_bootstrap', 'reliability_diagram', 'reliability_diagrams', 'reliability_grid', 'GroupedReport',
-           'grouped_report', 'fit_temperature', 'apply_temperature', 'cross_validate_temperature', 'read_predictions',
-           'add_args', 'run']
+__all__ = ['MAX_BINS', 'BinStats', 'METRICS', 'GROUP_METRICS', 'HIGHER_IS_BETTER', 'SelectiveCurve', 'DEFAULT_REPORT',
+           'SUMMARY_KEYS', 'CI', 'PairedCI', 'check_confidences', 'check_probs', 'top_label', 'bin_edges',
+           'assign_bins', 'binned_stats', 'ece', 'synthetic_predictions', 'confidence_split', 'classwise_ece',
+           'smooth_ece', 'brier_score', 'nll', 'accuracy', 'mean_confidence', 'Metric', 'register_metric', 'ece_em10',
+           'selective_accuracy_curve', 'selective_auc', 'compute_metrics', 'calibration_summary', 'format_metrics',
+           'bootstrap_ci', 'paired_bootstrap', 'reliability_diagram', 'reliability_diagrams', 'reliability_grid',
+           'GroupedReport', 'grouped_report', 'fit_temperature', 'apply_temperature', 'cross_validate_temperature',
+           'read_predictions', 'save_figure', 'check_args', 'add_args', 'run']
 
 # %% ../nbs/01_calibration.ipynb #8087d55d
-def _host(x):
+def _host(x, name:str='input'):
     "A torch tensor (anything with `.detach()` and `.cpu()`) as a numpy array on the CPU; other inputs unchanged. torch is never imported."
     if hasattr(x, 'detach') and hasattr(x, 'cpu'):
+        if getattr(getattr(x, 'device', None), 'type', None) == 'meta':
+            raise ValueError(f'{name}: a tensor on the meta device holds no values (materialise it on a real device first)')
         x = x.detach().cpu()
         if str(getattr(x, 'dtype', '')) in ('torch.bfloat16', 'torch.float16'): x = x.float()
         x = x.numpy()
@@ -33,7 +35,7 @@ def _host(x):
 
 def _np(x, name:str, dtype=None):
     "`x` (numpy, torch, list) as a numpy array; torch tensors are detached and moved to the CPU."
-    x = _host(x)
+    x = _host(x, name)
     try: a = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as e: raise TypeError(f'{name}: cannot be read as a numeric array ({e})') from None
     if a.dtype == object: raise TypeError(f'{name}: cannot be read as a numeric array (ragged or non-numeric)')
@@ -45,10 +47,14 @@ def _finite(a, name):
         bad = 'NaN' if np.isnan(a).any() else 'infinite'
         raise ValueError(f'{name}: contains {bad} values ({int((~np.isfinite(a)).sum())} of {a.size})')
 
-def _check_n_bins(n_bins):
+MAX_BINS = 10**6   # more bins than that are empty bins whatever N, and their edges alone would take gigabytes
+
+def _check_n_bins(n_bins, name:str='n_bins'):
+    "`n_bins` as an int, or a ValueError naming `name` (an argument, or an option such as `--n-bins`)."
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)):
-        raise ValueError(f'n_bins must be an integer >= 1, got {n_bins!r}')
-    if n_bins < 1: raise ValueError(f'n_bins must be >= 1, got {n_bins}')
+        raise ValueError(f'{name} must be an integer >= 1, got {n_bins!r}')
+    if n_bins < 1: raise ValueError(f'{name} must be >= 1, got {n_bins}')
+    if n_bins > MAX_BINS: raise ValueError(f'{name} must be <= {MAX_BINS:,} (more bins are all empty), got {n_bins:,}')
     return int(n_bins)
 
 # %% ../nbs/01_calibration.ipynb #4cd8f5ee
@@ -84,7 +90,11 @@ def check_probs(probs,               # class probabilities (N, K), or logits if 
     if p.shape[0] != len(y): raise ValueError(f'mismatched lengths: {p.shape[0]} rows of {name} but {len(y)} labels')
     if p.shape[0] == 0: raise ValueError('empty input: no items')
     if p.shape[1] < 2: raise ValueError(f'{name}: need at least 2 classes, got K={p.shape[1]}')
-    _finite(p, name)
+    if from_logits:   # -inf is a masked option (probability 0); NaN and +inf are errors, and so is a row without any option
+        bad = np.isnan(p) | (p == np.inf)
+        if bad.any(): raise ValueError(f'logits: contains {"NaN" if np.isnan(p).any() else "+inf"} values ({int(bad.sum())} of {p.size})')
+        if (none := np.isneginf(p).all(1)).any(): raise ValueError(f'logits: row {int(none.argmax())} is -inf everywhere (no option left)')
+    else: _finite(p, name)
     if y.dtype.kind == 'f':
         _finite(y, 'labels')
         if not (y == np.round(y)).all(): raise ValueError('labels: expected integer class indices')
@@ -277,7 +287,8 @@ def smooth_ece(confidences,          # top-label confidences (N,)
         t, g = _smooth_residual(c, r, s)
         return float(np.trapezoid(np.abs(g), t))
     if bandwidth is not None:
-        if not (np.isfinite(bandwidth) and bandwidth > 0): raise ValueError(f'bandwidth must be > 0, got {bandwidth}')
+        if isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float, np.number)) or not 1e-4 <= bandwidth <= 10:
+            raise ValueError(f'bandwidth must be a number in [1e-4, 10] (the kernel is evaluated on a grid of 40/bandwidth points), got {bandwidth!r}')
         s = float(bandwidth)
     else:
         lo, hi = 1e-3, 1.
@@ -496,7 +507,8 @@ def compute_metrics(probs=None,          # class probabilities (N, K), with `lab
         _check_boot(n_boot, ci)
         boot = [n for n in names if METRICS[n].bootstrap]
         if boot:
-            cis = _quantiles({n: out[n] for n in boot}, _boot_registry(boot, c, a, p, y, n_boot=n_boot, seed=seed, **kw), ci)
+            cis = (_quantiles({n: out[n] for n in boot}, _boot_registry(boot, c, a, p, y, n_boot=n_boot, seed=seed, **kw), ci) if len(c) > 1
+                   else {n: CI(out[n], math.nan, math.nan) for n in boot})   # one item: the interval is undefined
             out.update({f'{n}_ci': [cis[n].lo, cis[n].hi] for n in boot})
     return out
 
@@ -556,9 +568,15 @@ def _resample_arrays(arrays, name):
     if n == 0: raise ValueError('empty input: no items')
     return arrs, n
 
-def _check_boot(n_boot, ci):
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 2: raise ValueError(f'n_boot must be an integer >= 2, got {n_boot!r}')
-    if not 0 < ci < 1: raise ValueError(f'ci must be in (0, 1), got {ci}')
+def _check_boot(n_boot, ci=0.95, name:str='n_boot'):
+    "A ValueError naming `name` (or `ci`) unless `n_boot` is an integer >= 2 and `ci` a number in (0, 1)."
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ValueError(f'{name} must be an integer >= 2, got {n_boot!r}')
+    if isinstance(ci, bool) or not isinstance(ci, (int, float, np.number)) or not 0 < ci < 1: raise ValueError(f'ci must be in (0, 1), got {ci!r}')
+
+def _check_boot_items(n:int, what:str='the items'):
+    if n < 2: raise ValueError(f'a bootstrap interval needs at least 2 items, got N={n} ({what}): with one item every resample is that item, '
+                               'and the interval is undefined')
 
 def _quantiles(est, reps, ci):
     "CI(s) from the estimate(s) and the replicates: a list of floats, or of dicts, or a dict name -> (B,) array."
@@ -632,13 +650,13 @@ def bootstrap_ci(metric,             # callable(*arrays) -> float (or dict of fl
     reg = _registry_metric(metric)
     if reg is not None:
         (names, single), kw = reg, _bin_kw(n_bins, binning, closed)
-        c, a, p, y = _registry_arrays(names, arrays)
+        c, a, p, y = _registry_arrays(names, arrays); _check_boot_items(len(c))
         est = _evaluate(names, c, a, p, y, **kw)
         out = _quantiles(est, _boot_registry(names, c, a, p, y, n_boot=n_boot, seed=seed, progress=progress, **kw), ci)
         return out[names[0]] if single else out
     if (n_bins, binning, closed) != (15, 'width', 'left'):
         raise ValueError('n_bins, binning and closed apply to a registered metric given by name; bind them in your callable instead')
-    arrs, n = _resample_arrays(arrays, 'arrays')
+    arrs, n = _resample_arrays(arrays, 'arrays'); _check_boot_items(n)
     est = metric(*arrs)
     reps = [metric(*[x[i] for x in arrs]) for idx in _draws(n, n_boot, seed, progress) for i in idx]
     return _quantiles(est, reps, ci)
@@ -666,6 +684,7 @@ def paired_bootstrap(metric,           # callable(*arrays) -> float; or a regist
             raise ValueError('n_bins, binning and closed apply to a registered metric given by name; bind them in your callable instead')
         (A, na), (B, nb) = _resample_arrays(arrays_a, 'arrays_a'), _resample_arrays(arrays_b, 'arrays_b')
     if na != nb: raise ValueError(f'mismatched lengths: model A has {na} items, model B {nb}; a paired bootstrap needs the same items')
+    _check_boot_items(na)
     if reg is not None:
         d = float(_evaluate(names, *A, **kw)[names[0]] - _evaluate(names, *B, **kw)[names[0]])
         reps = (_boot_registry(names, *A, n_boot=n_boot, seed=seed, **kw)[names[0]]
@@ -807,12 +826,13 @@ def reliability_diagram(confidences,          # top-label confidences (N,)
     e = ece(c, a, n_bins, binning, closed=closed)
     title = title if title is not None else f"{label + ': ' if label else ''}ECE {100 * e:.2f}% (N={len(c):,})"
     if ax is None:
-        fig, (ax, hax) = _plt().subplots(2, 1, figsize=(4.4, 5.8), sharex=True,
+        fig, (ax, hax) = _plt().subplots(2, 1, figsize=(6.4, 5.8), sharex=True,
                                       gridspec_kw=dict(height_ratios=[3.2, 1], hspace=0.08))
+        fig.subplots_adjust(right=0.68)   # room for the legends at the right
     else: fig, hax = ax.figure, None
     _bars(ax, st, color, 'accuracy' if label is None else label); _square(ax, equal=hax is None)
     ax.set_ylabel('accuracy'); ax.set_title(title, fontsize=10)
-    ax.legend(loc='upper left', fontsize=8, frameon=False)
+    ax.legend(loc='upper left', bbox_to_anchor=(1.03, 1), borderaxespad=0, fontsize=8, frameon=False)   # beside the bars, never on them
     if hax is None: ax.set_xlabel('confidence'); return fig
     ne = st.count > 0
     hax.bar(st.edges[:-1], st.count, width=np.diff(st.edges), align='edge', color='0.55', edgecolor='white', lw=0.6)
@@ -822,7 +842,7 @@ def reliability_diagram(confidences,          # top-label confidences (N,)
         for l, w, n in zip(st.edges[:-1][ne], np.diff(st.edges)[ne], st.count[ne]):
             hax.text(l + w / 2, n, f'{int(n)}', ha='center', va='bottom', fontsize=6, color='0.25')
     hax.set_ylim(0, st.count.max() * 1.3); hax.set_xlim(0, 1)
-    hax.set_xlabel('confidence'); hax.set_ylabel('count'); hax.legend(fontsize=7, frameon=False, loc='upper left')
+    hax.set_xlabel('confidence'); hax.set_ylabel('count'); hax.legend(fontsize=7, frameon=False, loc='upper left', bbox_to_anchor=(1.03, 1), borderaxespad=0)
     hax.grid(alpha=0.25, lw=0.5); hax.set_axisbelow(True)
     return fig
 
@@ -837,7 +857,8 @@ def reliability_diagrams(models:dict,         # {name: (confidences, correct)}
                         ) -> 'matplotlib.figure.Figure':
     "Overlaid reliability curves of several models, with their ECE in the legend and their confidence histograms."
     if not isinstance(models, dict) or not models: raise ValueError('models must be a non-empty dict {name: (confidences, correct)}')
-    fig, (ax, hax) = _plt().subplots(2, 1, figsize=(4.8, 6.0), sharex=True, gridspec_kw=dict(height_ratios=[3.2, 1], hspace=0.08))
+    fig, (ax, hax) = _plt().subplots(2, 1, figsize=(6.8, 6.0), sharex=True, gridspec_kw=dict(height_ratios=[3.2, 1], hspace=0.08))
+    fig.subplots_adjust(right=0.64)   # room for the legend at the right
     _square(ax, equal=False)
     for i, (name, (conf, corr)) in enumerate(models.items()):
         col = colors[i] if colors else f'C{i}'
@@ -847,13 +868,22 @@ def reliability_diagrams(models:dict,         # {name: (confidences, correct)}
         ax.scatter(st.mean_conf[ne], st.acc[ne], s=8 + 400 * st.count[ne] / st.count.sum(), color=col, zorder=6,
                    edgecolor='white', lw=0.5)
         hax.stairs(st.count, st.edges, color=col, lw=1.4, label=name)
-    ax.set_ylabel('accuracy'); ax.legend(loc='upper left', fontsize=8, frameon=False)
+    ax.set_ylabel('accuracy'); ax.legend(loc='upper left', bbox_to_anchor=(1.03, 1), borderaxespad=0, fontsize=8, frameon=False)
     ax.set_title(title or 'reliability', fontsize=10)
     hax.set_xlabel('confidence'); hax.set_ylabel('count'); hax.set_xlim(0, 1)
     hax.grid(alpha=0.25, lw=0.5); hax.set_axisbelow(True)
     return fig
 
 # %% ../nbs/01_calibration.ipynb #443a244e
+def _group_labels(groups, n:int)->np.ndarray:
+    "The group labels (N,) as an array, or a ValueError: wrong shape, or an item without a label (None or NaN)."
+    g = np.asarray(_host(groups, 'groups'))
+    if g.ndim != 1 or len(g) != n: raise ValueError(f'mismatched lengths: {n} confidences but groups of shape {g.shape}')
+    miss = [i for i, v in enumerate(g.tolist()) if v is None or (isinstance(v, float) and v != v)]
+    if miss: raise ValueError(f'groups: {len(miss)} of {n} items have no group label (None or NaN), the first at index {miss[0]}; '
+                              'give them a label (e.g. "unknown") or leave them out')
+    return g
+
 def reliability_grid(confidences,         # top-label confidences (N,)
                      correct,             # 0/1 correctness (N,)
                      groups,              # group label per item (N,) (str or int)
@@ -866,9 +896,8 @@ def reliability_grid(confidences,         # top-label confidences (N,)
                     ) -> 'matplotlib.figure.Figure':
     "Small multiples: one reliability diagram per group, shared axes, ECE and N in each panel title."
     c, a = check_confidences(confidences, correct)
-    g = np.asarray(_host(groups))
-    if g.shape != c.shape: raise ValueError(f'mismatched lengths: {len(c)} confidences but groups of shape {g.shape}')
-    names = list(order) if order is not None else sorted(np.unique(g).tolist(), key=str)
+    g = _group_labels(groups, len(c))
+    names = list(order) if order is not None else sorted(set(g.tolist()), key=str)
     nrows = math.ceil(len(names) / ncols); ncols = min(ncols, len(names))
     fig, axes = _plt().subplots(nrows, ncols, figsize=(2.4 * ncols, 2.5 * nrows), sharex=True, sharey=True, squeeze=False)
     for ax, name in zip(axes.flat, names):
@@ -890,7 +919,7 @@ class GroupedReport(dict):
     def to_markdown(self, digits:int=2, # decimals, metrics shown in percent
                    ) -> str:
         ms = self['metrics']
-        f = lambda v: '' if v is None else f'{100 * v:.{digits}f}'
+        f = lambda v: '' if v is None else 'n/a' if v != v else f'{100 * v:.{digits}f}'
         hdr = '| group | n | ' + ' | '.join(ms) + ' |\n|---|---:|' + '---:|' * len(ms) + '\n'
         def cell(r, m):
             s = f(r[m])
@@ -916,16 +945,17 @@ def grouped_report(confidences,          # top-label confidences (N,)
                   ) -> GroupedReport:
     "Per-group calibration metrics with macro mean, pooled value, worst group and the gap between groups."
     c, a = check_confidences(confidences, correct)
-    g = np.asarray(_host(groups))
-    if g.ndim != 1 or len(g) != len(c): raise ValueError(f'mismatched lengths: {len(c)} confidences but groups of shape {g.shape}')
+    g = _group_labels(groups, len(c))
     names = _metric_names(metrics, False, hint='grouped_report works on confidences and correctness')
     kw = dict(n_bins=_check_n_bins(n_bins), binning=binning, closed=closed)
     if n_boot: _check_boot(n_boot, ci)
     rows = []
-    for name in sorted(np.unique(g).tolist(), key=str):
+    for name in sorted(set(g.tolist()), key=str):
         m = g == name
         est = _evaluate(names, c[m], a[m], **kw)
-        b = _quantiles(est, _boot_registry(names, c[m], a[m], n_boot=n_boot, seed=seed, **kw), ci) if n_boot else {}
+        if not n_boot: b = {}
+        elif m.sum() > 1: b = _quantiles(est, _boot_registry(names, c[m], a[m], n_boot=n_boot, seed=seed, **kw), ci)
+        else: b = {k: CI(est[k], math.nan, math.nan) for k in names}   # a group of one item: its interval is undefined
         r = {'group': name, 'n': int(m.sum())}
         for k in names:
             r[k] = est[k]
@@ -942,34 +972,48 @@ def grouped_report(confidences,          # top-label confidences (N,)
 
 # %% ../nbs/01_calibration.ipynb #34a7ef85
 def _logits(logits, labels):
-    check_probs(logits, labels, from_logits=True)           # shapes, finiteness, label range
+    check_probs(logits, labels, from_logits=True)           # shapes, finiteness (-inf: a masked option), label range
     return _np(logits, 'logits').astype(np.float64), _np(labels, 'labels').astype(np.int64)
 
-def fit_temperature(logits,                # logits (N, K) of held-out items
+def _nll_slope(beta, z, y):
+    "d/d beta of the mean NLL of softmax(beta z): the mean of E_p[z] - z_y (increasing in beta: the NLL is convex)."
+    p = special.softmax(beta * z, axis=1)
+    return float(np.mean(np.where(p > 0, p * np.where(np.isfinite(z), z, 0.), 0.).sum(1) - z[np.arange(len(y)), y]))
+
+def fit_temperature(logits,                # logits (N, K) of held-out items (-inf: a masked option)
                     labels,                # integer labels (N,)
-                    init:float=1.0,        # starting temperature
-                    max_iter:int=100,      # L-BFGS iterations
-                    bounds:tuple=(1e-2, 1e2), # the result is clipped (with a warning) to this range
+                    init:float=1.0,        # returned when the NLL does not depend on T (logits constant within every item)
+                    max_iter:int=100,      # iterations of the root finder
+                    bounds:tuple=(1e-2, 1e2), # 0 < lo < hi: T is searched here; an optimum beyond a bound gives that bound (with a warning)
                    ) -> float:             # the fitted temperature T
-    "Temperature minimising the NLL of `softmax(logits / T)`, by L-BFGS on log T with the exact gradient."
+    "Temperature minimising the NLL of `softmax(logits / T)`: the root of its (monotone) derivative in beta = 1/T, bracketed by `bounds`."
     z, y = _logits(logits, labels)
-    if not (np.isfinite(init) and init > 0): raise ValueError(f'init must be a positive temperature, got {init}')
-    import torch                                            # the one function here that needs it
-    Z, Y = torch.from_numpy(z), torch.from_numpy(y)
-    log_t = torch.tensor(math.log(init), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=1., max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-14,
-                            line_search_fn='strong_wolfe')
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(Z * torch.exp(-log_t), Y)
-        loss.backward()
-        return loss
-    with torch.enable_grad(): opt.step(closure)
-    T = float(math.exp(log_t.item()))
-    if not bounds[0] <= T <= bounds[1]:
-        warnings.warn(f'fitted temperature {T:.3g} is outside {bounds}; clipped (separable data or degenerate logits?)')
-        T = float(np.clip(T, *bounds))
-    return T
+    if isinstance(init, bool) or not isinstance(init, (int, float, np.number)) or not (np.isfinite(init) and init > 0):
+        raise ValueError(f'init must be a positive temperature, got {init!r}')
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise ValueError(f'max_iter must be an integer >= 1, got {max_iter!r}')
+    try: lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError): raise ValueError(f'bounds must be two numbers (lo, hi), got {bounds!r}') from None
+    if not (0 < lo < hi < math.inf): raise ValueError(f'bounds must satisfy 0 < lo < hi < inf, got {tuple(bounds)}')
+    if np.isneginf(z[np.arange(len(y)), y]).any():
+        raise ValueError(f'logits: the label of item {int(np.isneginf(z[np.arange(len(y)), y]).argmax())} has logit -inf (probability 0 at any T)')
+    fin = np.where(np.isfinite(z), z, np.nan)
+    if np.all(np.nanmax(fin, 1) == np.nanmin(fin, 1)):
+        warnings.warn(f'the logits are constant within every item: the NLL does not depend on T; returning init={init}')
+        return float(init)
+    g_small_t, g_large_t = _nll_slope(1 / lo, z, y), _nll_slope(1 / hi, z, y)
+    if g_small_t <= 0:
+        warnings.warn(f'the NLL still decreases at T = {lo:g} (the lower bound): the arg max is (almost) always right, no optimum inside '
+                      f'{tuple(bounds)}; returning {lo:g}')
+        return lo
+    if g_large_t >= 0:
+        warnings.warn(f'the NLL still decreases at T = {hi:g} (the upper bound): the logits carry no information about the labels '
+                      f'(or point away from them); returning {hi:g}')
+        return hi
+    from scipy.optimize import brentq
+    beta = brentq(_nll_slope, 1 / hi, 1 / lo, args=(z, y), xtol=1e-13, rtol=1e-13, maxiter=max_iter, full_output=True, disp=False)
+    if not beta[1].converged: warnings.warn(f'fit_temperature: no convergence in max_iter={max_iter} iterations; T is approximate')
+    return float(1 / beta[0])
 
 def apply_temperature(logits,        # logits (..., K): numpy array or torch tensor
                       temperature:float, # T > 0
@@ -1011,13 +1055,16 @@ def _pad_probs(rows, where):
     for i, r in enumerate(rows): out[i, :len(r)] = r
     return out
 
-def _records_set(lines, where):
-    "One set of arrays from the JSON lines of a records file."
-    recs = []
+def _records_set(lines, where, torn_tail:bool=False):
+    "One set of arrays from the JSON lines of a records file (`torn_tail`: the last line has no newline; if it does not parse, a write cut short)."
+    recs, line_of = [], []
     for i, line in enumerate(lines, 1):
         if not line.strip(): continue
         try: d = json.loads(line)
-        except json.JSONDecodeError as e: raise ValueError(f'{where} line {i}: not JSON ({e.msg}); expected {_LOOKED_FOR}') from None
+        except json.JSONDecodeError as e:
+            if torn_tail and i == len(lines):
+                warnings.warn(f'{where}: ignored the unterminated last line {i} (a run interrupted while writing it)'); break
+            raise ValueError(f'{where} line {i}: not JSON ({e.msg}); expected {_LOOKED_FOR}') from None
         if not isinstance(d, dict): raise ValueError(f'{where} line {i}: a {type(d).__name__}, not a record (a JSON object per line)')
         if {'part', 'key', 'item'} <= set(d):
             raise ValueError(f'{where}: holds the questions of a study (lsnb.experiments.save_items), not scored predictions')
@@ -1026,10 +1073,18 @@ def _records_set(lines, where):
         if not (full or top):
             raise ValueError(f'{where} line {i}: a record needs `probs` and `answer` (or at least `conf` and `correct`); '
                              f'it has {", ".join(sorted(d)) or "no fields"}')
-        recs.append(d)
+        recs.append(d); line_of.append(i)
     if not recs: raise ValueError(f'{where}: no records (the file is empty)')
-    methods = sorted({str(r['method']) for r in recs if 'method' in r})
-    if len(methods) > 1: raise ValueError(f'{where}: records of several methods {methods}; keep one method per file')
+    for field, what in (('method', 'methods'), ('template', 'templates'), ('shots', 'few-shot counts')):
+        vals = sorted({str(r[field]) for r in recs if field in r})
+        if len(vals) > 1: raise ValueError(f'{where}: records of several {what} {vals}; one file holds one {field} (as lsnb eval writes them)')
+    first = {}
+    for r, i in zip(recs, line_of):
+        if 'id' not in r: continue
+        k = (str(r['id']), str(r.get('language', '')))
+        if k in first: raise ValueError(f'{where}: item {r["id"]!r} appears twice (lines {first[k]} and {i}); each item is counted once: '
+                                        'remove the repeated record')
+        first[k] = i
     out = dict(probs=None, labels=None, conf=None, correct=None)
     if all({'probs', 'answer'} <= set(r) for r in recs):
         try:
@@ -1045,9 +1100,8 @@ def _records_set(lines, where):
 
 def _npz_sets(path, stem):
     "Sets of arrays from an .npz: `save_scores`' per-task arrays, or probs/logits with labels."
-    import zipfile
     try: f = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e: raise ValueError(f'{path}: not a readable .npz ({e})') from None
+    except Exception as e: raise ValueError(f'{path}: not a readable .npz ({type(e).__name__}: {e})') from None
     with f:
         def get(k):
             try: return f[k]
@@ -1056,6 +1110,8 @@ def _npz_sets(path, stem):
                     raise ValueError(f'{path}: array {k!r} holds Python objects (pickled data), which lsnb never writes and will not '
                                      'unpickle; save numeric (or string) arrays') from None
                 raise ValueError(f'{path}: array {k!r} cannot be read ({e})') from None
+            except Exception as e:   # zlib, zipfile, EOF, or a garbled .npy header (tokenize, SyntaxError): the file is damaged
+                raise ValueError(f'{path}: array {k!r} cannot be read: the file is damaged or truncated ({type(e).__name__}: {e})') from None
         files = list(f.files)
         if any('::' in k for k in files):                           # lsnb.experiments.save_scores: '<task>::<array>'
             tasks = list(dict.fromkeys(k.split('::')[0] for k in files))
@@ -1073,7 +1129,8 @@ def _npz_sets(path, stem):
             return sets
         if 'labels' in files and ({'probs', 'logits'} & set(files)):
             kind = 'logits' if 'logits' in files else 'probs'
-            try: p, y = check_probs(get(kind), get('labels'), from_logits=kind == 'logits')
+            P, Y = get(kind), get('labels')                          # (a damaged array names the file itself)
+            try: p, y = check_probs(P, Y, from_logits=kind == 'logits')
             except (TypeError, ValueError) as e: raise ValueError(f'{path}: {e}') from None
             return {stem: dict(probs=p, labels=y, conf=None, correct=None, groups={'groups': get('groups')} if 'groups' in files else {})}
     raise ValueError(f'{path}: an .npz of lsnb holds `probs` or `logits` with `labels`, or `<task>::answer` and `<task>::logits` '
@@ -1092,13 +1149,14 @@ def read_predictions(path, # a file lsnb wrote (see the table above), or a folde
     if not path.exists(): raise FileNotFoundError(f'predictions: no such file or folder: {path}')
     stem = path.name.removesuffix('.gz').removesuffix('.jsonl').removesuffix('.npz')
     with open(path, 'rb') as f: head = f.read(8)
-    if head.startswith(b'PK'): return _npz_sets(path, stem)
+    if head.startswith(b'PK') or (path.suffix == '.npz' and len(head) < 4): return _npz_sets(path, stem)
     if head.startswith(b'\x93NUMPY'): raise ValueError(f'{path}: a single .npy array; save `probs` (or `logits`) and `labels` together with np.savez')
     try:
         raw = gzip.decompress(path.read_bytes()) if head.startswith(b'\x1f\x8b') else path.read_bytes()
         text = raw.decode('utf-8')
     except (OSError, EOFError, UnicodeDecodeError) as e: raise ValueError(f'{path}: neither an .npz nor UTF-8 JSON lines ({e}); expected {_LOOKED_FOR}') from None
     lines = text.splitlines()
+    if not text.strip(): raise ValueError(f'{path}: the file is empty (no records); expected {_LOOKED_FOR}')
     first = next((l for l in lines if l.strip()), '')
     try: json.loads(first)
     except json.JSONDecodeError:
@@ -1106,14 +1164,59 @@ def read_predictions(path, # a file lsnb wrote (see the table above), or a folde
         except json.JSONDecodeError: raise ValueError(f'{path}: not a format lsnb writes; expected {_LOOKED_FOR}') from None
         if isinstance(doc, dict) and ({'tasks', 'run_info', 'summary', 'sets'} & set(doc)): raise ValueError(_SUMMARY.format(where=path))
         raise ValueError(f'{path}: one JSON document, not one record per line; expected {_LOOKED_FOR}')
-    return {stem: _records_set(lines, path)}
+    return {stem: _records_set(lines, path, torn_tail=not text.endswith('\n'))}
+
+# %% ../nbs/01_calibration.ipynb #55015a1d
+def _plot_format(path, name:str='--plot')->str:
+    "The matplotlib format of a figure file from its suffix, or a ValueError naming `name`."
+    from pathlib import Path
+    from matplotlib.backend_bases import FigureCanvasBase   # matplotlib itself, not pyplot: cheap
+    fmt, ok = Path(path).suffix.lower().lstrip('.'), FigureCanvasBase.get_supported_filetypes()
+    if fmt not in ok: raise ValueError(f'{name} {path}: the suffix gives the format; use one of {", ".join("." + f for f in sorted(ok))}')
+    return fmt
+
+def save_figure(fig,             # a matplotlib Figure
+                path,            # the file; its suffix gives the format (png, pdf, svg, ...)
+                dpi:int=200,     # resolution of raster formats
+                **kwargs):       # more arguments of `Figure.savefig`
+    "Save `fig` atomically: into a temporary file beside `path`, fsync'ed, then renamed over it (a crash leaves the old file or none)."
+    import os, tempfile
+    from pathlib import Path
+    path = Path(path); fmt = _plot_format(path, 'path')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    umask = os.umask(0); os.umask(umask)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=dpi, **{'bbox_inches': 'tight', **kwargs})
+        with open(tmp, 'rb') as f: os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask); os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp): os.unlink(tmp)
+        raise
+    return path
+
+def check_args(args): # parsed arguments of `add_args`
+    "The checks of `lsnb calibration`'s options that need no input, for `run` to make before it reads or computes anything."
+    from pathlib import Path
+    _check_n_bins(args.n_bins, '--n-bins')
+    if args.binning not in ('width', 'mass'): raise ValueError(f"--binning must be 'width' or 'mass', got {args.binning!r}")
+    if isinstance(args.bootstrap, bool) or not isinstance(args.bootstrap, int) or args.bootstrap < 0 or args.bootstrap == 1:
+        raise ValueError(f'--bootstrap must be 0 (no intervals) or an integer >= 2, got {args.bootstrap}')
+    if args.plot: _plot_format(args.plot, '--plot')
+    if args.out and not getattr(args, 'from_lm_eval', None) and Path(args.out).is_dir():
+        raise ValueError(f'--out {args.out}: is a folder; give the results JSON file name')
+    return args
 
 # %% ../nbs/01_calibration.ipynb #099f5b4c
 def add_args(p): # an argparse (sub)parser
     "Arguments of `lsnb calibration`."
-    p.add_argument('predictions', nargs='+', metavar='PATH',
+    p.add_argument('predictions', nargs='*', metavar='PATH',
                    help='records of lsnb eval (<task>.<method>.<k>shot.jsonl), scores of lsnb.experiments (.npz), an .npz with '
                         '`probs` or `logits` (N, K) and `labels` (N,) (optional `groups`), or a folder of them')
+    p.add_argument('--from-lm-eval', default=None, metavar='PATH',
+                   help='instead of PATH: the --output_path of `lm_eval --log_samples` (or its <model> folder, a results_<date>.json or '
+                        'one samples_<task>_<date>.jsonl); multiple-choice tasks, confidences option_sum (its acc) and option_char '
+                        '(its acc_norm); writes summary.json, report.json, records and diagrams to --out DIR')
     p.add_argument('--n-bins', type=int, default=15, help='bins of the binned metrics (default 15)')
     p.add_argument('--binning', choices=['width', 'mass'], default='width', help='equal-width or equal-mass bins')
     p.add_argument('--bootstrap', type=int, default=1000, help='bootstrap replicates for the intervals (0: none; default 1000)')
@@ -1122,7 +1225,7 @@ def add_args(p): # an argparse (sub)parser
                                                    'the JSON holds every metric')
     p.add_argument('--group-by', default='auto', help='grouped report by this field (language, subject; groups of an .npz); '
                                                       'auto: the .npz groups, else language when a set has several; none: no report')
-    p.add_argument('--out', default=None, help='write the results as JSON here')
+    p.add_argument('--out', default=None, help='write the results as JSON here (with --from-lm-eval: the output folder)')
     p.add_argument('--plot', default=None, help='save the reliability diagram here (png, pdf, svg)')
     return p
 
@@ -1139,12 +1242,21 @@ def _groups_of(s, group_by):
 def run(args): # parsed arguments of `add_args`
     "Run `lsnb calibration`: metrics with intervals (+ grouped reports, + diagram) of saved predictions."
     from pathlib import Path
-    if args.bootstrap == 1 or args.bootstrap < 0: raise ValueError(f'--bootstrap must be 0 (no intervals) or >= 2, got {args.bootstrap}')
+    check_args(args)   # --n-bins, --binning, --bootstrap, --plot and --out, before anything is read
     if args.group_by not in ('auto', 'none', 'language', 'subject', 'groups'):
         raise ValueError(f'--group-by must be auto, none, language, subject or groups, got {args.group_by!r}')
     shown = DEFAULT_REPORT if args.metrics is None else list(METRICS) if args.metrics == 'all' else [m.strip() for m in args.metrics.split(',') if m.strip()]
     bad = [m for m in shown if m not in METRICS]
     if bad: raise ValueError(f'--metrics: unknown {bad}; registered: {", ".join(METRICS)}')
+    if getattr(args, 'from_lm_eval', None) is not None:
+        if args.predictions: raise ValueError('pass either PATH (predictions lsnb wrote) or --from-lm-eval PATH, not both')
+        if not args.out: raise ValueError('--from-lm-eval needs --out DIR (the folder for summary.json, the records and the diagrams)')
+        if args.plot: raise ValueError('--plot: with --from-lm-eval the diagrams go to --out DIR (<task>.<confidence>.png)')
+        if args.group_by not in ('auto', 'none'): raise ValueError(f'--group-by {args.group_by}: lm-eval runs are grouped by subtask (auto) or not (none)')
+        from lsnb.lm_eval import lm_eval_report
+        lm_eval_report(args.from_lm_eval, args.out, args.n_bins, args.binning, args.bootstrap, args.seed, args.group_by, shown=shown)
+        return 0
+    if not args.predictions: raise ValueError('no predictions: pass PATH (records, .npz scores or a folder of them), or --from-lm-eval PATH')
     sets, where = {}, {}
     for path in args.predictions:
         for name, s in read_predictions(path).items():
@@ -1175,7 +1287,7 @@ def run(args): # parsed arguments of `add_args`
             (name, (c, a)), = curves.items()
             fig = reliability_diagram(c, a, args.n_bins, label=name, binning=args.binning)
         else: fig = reliability_diagrams(curves, args.n_bins, args.binning)
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True); fig.savefig(args.plot, dpi=200, bbox_inches='tight')
+        save_figure(fig, args.plot)
         plt.close(fig); res['plot'] = str(args.plot)
     if args.out:
         from lsnb.core import atomic_write_json, run_info

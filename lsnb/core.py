@@ -6,8 +6,8 @@
 from __future__ import annotations
 import os, sys, re, io, json, types, typing, inspect, linecache, argparse, contextlib, dataclasses, platform, random, subprocess, tempfile, datetime
 from pathlib import Path
+from collections.abc import Mapping
 import numpy as np
-import torch
 
 # %% auto #0
 __all__ = ['atomic_write_text', 'atomic_write_json', 'append_jsonl', 'read_jsonl', 'git_commit', 'device_name', 'default_device',
@@ -37,7 +37,7 @@ def atomic_write_text(path:str|Path, # file to (re)write
 def _to_jsonable(o):
     if isinstance(o, (np.floating, np.integer, np.bool_)): return o.item()
     if isinstance(o, np.ndarray): return o.tolist()
-    if isinstance(o, torch.Tensor): return o.detach().cpu().tolist()
+    if hasattr(o, 'detach') and hasattr(o, 'cpu'): return o.detach().cpu().tolist()   # a torch tensor (torch is never imported here)
     if isinstance(o, Path): return str(o)
     raise TypeError(f'Object of type {type(o).__name__} is not JSON serialisable')
 
@@ -48,26 +48,49 @@ def atomic_write_json(path:str|Path, # file to (re)write
     return atomic_write_text(path, json.dumps(obj, indent=indent, default=_to_jsonable) + '\n')
 
 # %% ../nbs/00_core.ipynb #c590f170
+def _last_line(f, size:int)->tuple:
+    "(offset where the last line starts, its bytes) of the binary file `f` of `size` bytes, read backwards."
+    pos, buf = size, b''
+    while pos > 0:
+        step = min(1 << 16, pos); pos -= step; f.seek(pos); buf = f.read(step) + buf
+        if (j := buf.rfind(b'\n')) >= 0: return pos + j + 1, buf[j + 1:]
+    return 0, buf
+
+def _whole_record(line:bytes)->bool:
+    "Whether an unterminated line is a whole record: it parses as a JSON object or array (a torn one never does)."
+    try: return isinstance(json.loads(line.decode('utf-8')), (dict, list))
+    except (UnicodeDecodeError, json.JSONDecodeError): return False
+
 def append_jsonl(path:str|Path, # JSONL file to append to (created if missing)
                  records:list): # dicts, one line each
-    "Append `records` to a JSONL file, one line each, flushed and fsync'ed."
+    "Append `records` to a JSONL file, one line each, flushed and fsync'ed, after repairing a torn last line (see above)."
+    if isinstance(records, (Mapping, str, bytes)) or not hasattr(records, '__iter__'):
+        raise TypeError(f'records must be a list of dicts (one line each), got a {type(records).__name__}')
+    records = list(records)
+    if (bad := next((i for i, r in enumerate(records) if not isinstance(r, Mapping)), None)) is not None:
+        raise TypeError(f'records: item {bad} is a {type(records[bad]).__name__}, not a dict (one JSON object per line)')
+    data = ''.join(json.dumps(r, default=_to_jsonable) + '\n' for r in records).encode('utf-8')   # fails before the file is touched
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    data = ''.join(json.dumps(r, default=_to_jsonable) + '\n' for r in records)
-    with open(path, 'a', encoding='utf-8') as f:
-        f.write(data); f.flush(); os.fsync(f.fileno())
+    with open(path, 'a+b') as f:                      # appends go to the end of the file, wherever it is
+        size = f.seek(0, os.SEEK_END)
+        start, tail = _last_line(f, size) if size else (0, b'')
+        if tail.strip() and _whole_record(tail): data = b'\n' + data   # a whole record without its newline: keep it
+        elif tail: f.truncate(start)                  # a torn line (or blanks): read_jsonl never returned it
+        if data: f.write(data); f.flush(); os.fsync(f.fileno())
 
 def read_jsonl(path:str|Path): # JSONL file; a missing file gives []
-    "Read a JSONL file, skipping a torn (unterminated or unparsable) last line."
+    "The records of a JSONL file; an unterminated last line that is not a whole record (a torn write) is skipped."
     path = Path(path)
     if not path.exists(): return []
-    lines = path.read_text(encoding='utf-8').split('\n')
+    lines = path.read_bytes().split(b'\n')
     out = []
     for i, l in enumerate(lines):
         if not l.strip(): continue
-        try: out.append(json.loads(l))
-        except json.JSONDecodeError:
-            if i >= len(lines) - 2: break   # torn last line
-            raise ValueError(f'{path}: line {i+1} is not valid JSON')
+        if i == len(lines) - 1 and not _whole_record(l): break   # unterminated and torn: a job killed mid-write
+        try: out.append(json.loads(l.decode('utf-8')))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f'{path}: line {i+1} of {len(lines) - (lines[-1] == b"")} is not valid JSON ({e}); the file is damaged '
+                             '(a torn write that later lines were appended to, or not a JSONL file): remove that line or the file') from None
     return out
 
 # %% ../nbs/00_core.ipynb #1a4adbb4
@@ -82,12 +105,15 @@ def git_commit(path:str|Path='.'): # a folder inside the repository
 
 def device_name(device=None):
     "A readable name of `device` (default: CUDA if available): the GPU's name or the CPU's."
+    if isinstance(device, str) and device.split(':')[0] == 'cpu': return f'CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)'
+    import torch
     device = torch.device(device) if device is not None else default_device()
     if device.type == 'cuda': return torch.cuda.get_device_name(device)
     return f'CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)'
 
 def default_device():
     "CUDA if available, else CPU."
+    import torch
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
 def portable_path(p:str)->str: # a path, or a command-line word that may hold one (`--out=/x/y`)
@@ -109,13 +135,14 @@ def run_info(device=None, # device the run used (default: `default_device()`)
                 commit=git_commit(Path(__file__).parent if '__file__' in globals() else '.'),
                 command=' '.join(map(portable_path, sys.argv)), python=platform.python_version(),
                 versions={p: v(p) for p in ['lsnb', 'torch', 'triton', 'transformers', 'datasets']},
-                device=device_name(device), cuda=torch.version.cuda)
+                device=device_name(device), cuda=sys.modules['torch'].version.cuda if 'torch' in sys.modules else None)   # torch's CUDA, if the run used torch
     info.update(extra)
     return info
 
 # %% ../nbs/00_core.ipynb #d1f1f335
 def seed_everything(seed:int): # seed for python, numpy and torch (CPU and CUDA)
     "Seed every random number generator lsnb uses."
+    import torch
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_data.ipynb #73696fef
 from __future__ import annotations
-import os, io, re, csv, json, gzip, zipfile, tarfile, hashlib, warnings, functools
+import os, io, re, csv, json, gzip, zlib, zipfile, tarfile, hashlib, warnings, functools, contextlib, numbers
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -48,8 +48,9 @@ class MCItem:
         if len(self.choices) < 2: raise ValueError(f'{self.id}: an item needs at least 2 choices, got {len(self.choices)}')
         for j, c in enumerate(self.choices):
             if not isinstance(c, str): raise TypeError(f'{self.id}: choice {j} must be a str, got {type(c).__name__}')
-        if isinstance(self.answer, bool) or not isinstance(self.answer, int):
+        if isinstance(self.answer, bool) or not isinstance(self.answer, numbers.Integral):   # numpy ints too (numpy.bool_ is no Integral)
             raise TypeError(f'{self.id}: answer must be an int index, got {self.answer!r}')
+        self.answer = int(self.answer)   # numpy integers too
         if not 0 <= self.answer < len(self.choices):
             raise ValueError(f'{self.id}: answer {self.answer} out of range for {len(self.choices)} choices')
         if self.labels is not None:
@@ -68,9 +69,12 @@ class MCItem:
 
     @classmethod
     def from_dict(cls, d:dict):
-        "Build an item from `to_dict`'s output; unknown keys are an error."
+        "Build an item from `to_dict`'s output; unknown or missing keys are an error."
+        if not isinstance(d, dict): raise TypeError(f'MCItem.from_dict: expected a dict of item fields, got a {type(d).__name__}')
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown: raise ValueError(f'MCItem.from_dict: unknown keys {sorted(unknown)}')
+        missing = [k for k in ('id', 'question', 'choices', 'answer') if k not in d]
+        if missing: raise ValueError(f'MCItem.from_dict: missing field(s) {missing}' + (f' (item {d["id"]!r})' if 'id' in d else ''))
         return cls(**d)
 
 # %% ../nbs/04_data.ipynb #6ea0ee5c
@@ -81,8 +85,9 @@ def subsample(items:list, # MCItems (ids should be unique)
               seed:int=0): # selects which subsample
     "The `limit` items with the smallest `sha256(seed, id)`, in their original order: deterministic and nested in `limit`."
     items = list(items)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 0):
+        raise ValueError(f'limit must be a non-negative int or None, got {limit!r}')
     if limit is None or limit >= len(items): return items
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0: raise ValueError(f'limit must be a non-negative int or None, got {limit!r}')
     order = sorted(range(len(items)), key=lambda i: (_key(items[i].id, seed), i))
     return [items[i] for i in sorted(order[:limit])]
 
@@ -117,21 +122,53 @@ def _need(p:Path, task:str)->Path:
 class _Collector:
     "Builds MCItems for one load, raising or counting (then warning once about) invalid records."
     def __init__(self, task:str, strict:bool=False): self.task, self.strict, self.items, self.skipped = task, strict, [], []
+    def _invalid(self, err, cause=None):
+        err.lsnb_reported = True                      # raised once, with one prefix, however many handlers it passes
+        if self.strict: raise err from cause
+        self.skipped.append(str(err))
     def add(self, where:str, **kw):
         try: self.items.append(MCItem(task=self.task, **kw))
-        except (ValueError, TypeError) as e:
-            err = type(e)(f'{self.task}: {where}: {e}')
-            if self.strict: raise err from e
-            self.skipped.append(str(err))
-    def fail(self, where:str, msg:str):
-        err = ValueError(f'{self.task}: {where}: {msg}')
-        if self.strict: raise err
-        self.skipped.append(str(err))
+        except (ValueError, TypeError) as e: self._invalid(type(e)(f'{self.task}: {where}: {e}'), e)
+    def fail(self, where:str, msg):  # msg: a text, or the exception of the record
+        if getattr(msg, 'lsnb_reported', False): raise msg
+        self._invalid(ValueError(f'{self.task}: {where}: {msg}'))
+    @contextlib.contextmanager
+    def record(self, where:str):
+        "Convert one source record: a missing field or a malformed value makes it an invalid record (skipped, or raised with strict)."
+        try: yield
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+            if getattr(e, 'lsnb_reported', False): raise
+            self.fail(where, f'missing field {e.args[0]!r}' if isinstance(e, KeyError) else
+                             str(e) if isinstance(e, ValueError) else f'malformed record ({type(e).__name__}: {e})')
     def done(self):
+        if self.skipped and not self.items:
+            raise ValueError(f'{self.task}: every source record is invalid ({len(self.skipped)}), so the file is not in the format of the source; '
+                             f'the first: {self.skipped[0]}')
         if self.skipped:
             warnings.warn(f'{self.task}: skipped {len(self.skipped)} invalid source record(s) (strict=True raises): '
                           + '; '.join(self.skipped[:3]) + (' ...' if len(self.skipped) > 3 else ''), stacklevel=4)
         return self.items
+
+_DAMAGED = (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError, UnicodeDecodeError, json.JSONDecodeError)
+
+@contextlib.contextmanager
+def _reading(p, task:str):
+    "Errors while reading, decompressing or parsing the file `p` as one ValueError naming the task and the file."
+    try: yield
+    except MissingDataError: raise
+    except _DAMAGED as e:
+        raise ValueError(f"{task}: {p}: cannot be read: the file is damaged, truncated or not in the source's format ({type(e).__name__}: {e})") from None
+
+def _json_lines(p:Path, task:str, text:str|None=None):
+    "(line number, record) for each non-blank line of the JSONL file `p` (or of its `text`); a line that is not JSON is a ValueError naming the file and the line."
+    if text is None:
+        with _reading(p, task): text = p.read_text(encoding='utf-8')
+    for i, line in enumerate(text.split('\n'), 1):
+        if not line.strip(): continue
+        try: r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{task}: {p} line {i}: not valid JSON ({e.msg}, column {e.colno}); the file is damaged or not in the source's format") from None
+        yield i, r
 
 def _letter_index(key:str, labels:list, where:str):
     if key not in labels: raise ValueError(f'{where}: answer key {key!r} is not one of the option labels {labels}')
@@ -157,16 +194,17 @@ def mmlu_category(subject:str)->str: # an MMLU subject, e.g. "college_physics"
 
 # %% ../nbs/04_data.ipynb #e373d105
 def _read_mmlu_csv(p:Path):
-    rows = list(csv.reader(io.StringIO(p.read_text(encoding='utf-8'))))
+    with _reading(p, 'mmlu'): rows = list(csv.reader(io.StringIO(p.read_text(encoding='utf-8'))))
     if rows and rows[0] and rows[0][0].strip().lower() == 'question': rows = rows[1:]   # header
     return rows
 
 def _load_mmlu(root:Path, split:str, languages=None, strict=False):
     col = _Collector('mmlu', strict)
     if split == 'validation':
-        for i, r in enumerate(json.loads(l) for l in _need(root/'mmlu'/'validation.jsonl', 'mmlu').read_text(encoding='utf-8').split('\n') if l.strip()):
-            col.add(f'validation.jsonl line {i+1}', id=f'mmlu/validation/{i}', question=r['question'], choices=r['choices'], answer=r['answer'],
-                    subject=r['subject'], meta={'category': mmlu_category(r['subject'])})
+        for i, (line, r) in enumerate(_json_lines(_need(root/'mmlu'/'validation.jsonl', 'mmlu'), 'mmlu')):
+            with col.record(where := f'validation.jsonl line {line}'):
+                col.add(where, id=f'mmlu/validation/{i}', question=r['question'], choices=r['choices'], answer=r['answer'],
+                        subject=r['subject'], meta={'category': mmlu_category(r['subject'])})
         return col.done()
     folder = _need(root/'mmlu'/split, 'mmlu')
     files = sorted(folder.glob(f'*_{split}.csv'))
@@ -187,13 +225,15 @@ def _load_mmlu_pro(root:Path, split:str, languages=None, strict=False):
     col = _Collector('mmlu_pro', strict)
     zips = sorted((root/'mmlu_pro').glob('*.zip'))
     if not zips: raise ValueError(f'mmlu_pro: missing file {root/"mmlu_pro"}/*.zip')
-    with zipfile.ZipFile(zips[0]) as z:
+    with _reading(zips[0], 'mmlu_pro'), zipfile.ZipFile(zips[0]) as z:
         name = next((n for n in z.namelist() if n.endswith('.json')), None)
         if name is None: raise ValueError(f'mmlu_pro: no .json inside {zips[0]}')
         rows = json.loads(z.read(name))
-    for r in rows:   # the file also holds a model's `pred` / `generated_text`: never read them
-        col.add(f'question_id {r["question_id"]}', id=f'mmlu_pro/test/{r["question_id"]}', question=r['question'],
-                choices=list(r['options']), answer=r['answer_index'], subject=r['category'], meta={'src': r['src']})
+    if not isinstance(rows, list): raise ValueError(f'mmlu_pro: {zips[0]}: {name} holds a {type(rows).__name__}, not a list of questions')
+    for i, r in enumerate(rows):   # the file also holds a model's `pred` / `generated_text`: never read them
+        with col.record(f'{name} record {i}'):
+            col.add(f'question_id {r["question_id"]}', id=f'mmlu_pro/test/{r["question_id"]}', question=r['question'],
+                    choices=list(r['options']), answer=r['answer_index'], subject=r['category'], meta={'src': r['src']})
     return col.done()
 
 # %% ../nbs/04_data.ipynb #c218e607
@@ -221,10 +261,9 @@ def _load_llmfoundry(task:str, fname:str):
     def load(root:Path, split:str, languages=None, strict=False):
         col = _Collector(task, strict)
         p = _need(root/'en_mc_llmfoundry'/fname, task)
-        for i, line in enumerate(p.read_text(encoding='utf-8').split('\n')):
-            if not line.strip(): continue
-            r, where, iid = json.loads(line), f'{fname} line {i+1}', f'{task}/{split}/{i}'
-            try:
+        for n, r in _json_lines(p, task):
+            i = n - 1; where, iid = f'{fname} line {n}', f'{task}/{split}/{i}'
+            with col.record(where):
                 if task == 'siqa':
                     ctx, q, opts = _parse_siqa(r['query'], where)
                     if len(opts) != len(r['choices']): raise ValueError(f'{where}: {len(opts)} options in the query, {len(r["choices"])} in choices')
@@ -241,7 +280,6 @@ def _load_llmfoundry(task:str, fname:str):
                     col.add(where, id=iid, question=q, choices=opts, answer=r['gold'])
                 else:
                     col.add(where, id=iid, question=_strip_question(r['query']), choices=r['choices'], answer=r['gold'])
-            except ValueError as e: col.fail(where, str(e))
         return col.done()
     return load
 
@@ -251,14 +289,12 @@ _CSQA_FILES = {'validation': 'dev_rand_split.jsonl', 'train': 'train_rand_split.
 def _load_csqa(root:Path, split:str, languages=None, strict=False):
     col = _Collector('commonsenseqa', strict)
     fname = _CSQA_FILES[split]
-    for i, line in enumerate(_need(root/'commonsenseqa'/fname, 'commonsenseqa').read_text(encoding='utf-8').split('\n')):
-        if not line.strip(): continue
-        r = json.loads(line); where = f'{fname} line {i+1}'
-        ch = r['question']['choices']; labels = [c['label'] for c in ch]
-        try: ans = _letter_index(r.get('answerKey'), labels, where)
-        except ValueError as e: col.fail(where, str(e)); continue
-        col.add(where, id=f'commonsenseqa/{split}/{r["id"]}', question=r['question']['stem'], choices=[c['text'] for c in ch],
-                answer=ans, meta={'concept': r['question'].get('question_concept', '')})
+    for n, r in _json_lines(_need(root/'commonsenseqa'/fname, 'commonsenseqa'), 'commonsenseqa'):
+        with col.record(where := f'{fname} line {n}'):
+            ch = r['question']['choices']; labels = [c['label'] for c in ch]
+            ans = _letter_index(r.get('answerKey'), labels, where)
+            col.add(where, id=f'commonsenseqa/{split}/{r["id"]}', question=r['question']['stem'], choices=[c['text'] for c in ch],
+                    answer=ans, meta={'concept': r['question'].get('question_concept', '')})
     return col.done()
 
 def _tqa_split(s:str)->list:
@@ -272,12 +308,14 @@ def _load_truthfulqa(task:str):
     def load(root:Path, split:str, languages=None, strict=False):
         col = _Collector(task, strict)
         p = _need(root/'truthfulqa'/'TruthfulQA.csv', task)
-        for i, r in enumerate(csv.DictReader(io.StringIO(p.read_text(encoding='utf-8')))):
-            best, iid = r['Best Answer'].strip(), f'{task}/{split}/{i}'
-            wrong = [r['Best Incorrect Answer'].strip()] if task == 'truthfulqa_binary' else [w for w in _tqa_split(r['Incorrect Answers']) if w != best]
-            ch, ans, perm = _permute([best] + wrong, 0, iid)
-            col.add(f'TruthfulQA.csv row {i+1}', id=iid, question=r['Question'].strip(), choices=ch, answer=ans,
-                    subject=r['Category'], meta={'type': r['Type'], 'perm': perm})
+        with _reading(p, task): rows = list(csv.DictReader(io.StringIO(p.read_text(encoding='utf-8'))))
+        for i, r in enumerate(rows):
+            with col.record(where := f'TruthfulQA.csv row {i+1}'):
+                best, iid = r['Best Answer'].strip(), f'{task}/{split}/{i}'
+                wrong = [r['Best Incorrect Answer'].strip()] if task == 'truthfulqa_binary' else [w for w in _tqa_split(r['Incorrect Answers']) if w != best]
+                ch, ans, perm = _permute([best] + wrong, 0, iid)
+                col.add(where, id=iid, question=r['Question'].strip(), choices=ch, answer=ans,
+                        subject=r['Category'], meta={'type': r['Type'], 'perm': perm})
         return col.done()
     return load
 
@@ -303,24 +341,25 @@ def _load_okapi(task:str):
         col = _Collector(task, strict)
         for lang in (languages or OKAPI_LANGS):
             fname = _okapi_file(task, lang, split)
-            rows = json.loads(gzip.decompress(_need(root/'okapi'/task/fname, task).read_bytes()))
+            p = _need(root/'okapi'/task/fname, task)
+            with _reading(p, task): rows = json.loads(gzip.decompress(p.read_bytes()))
+            if not isinstance(rows, list): raise ValueError(f'{task}: {p}: holds a {type(rows).__name__}, not a list of records')
             for i, r in enumerate(rows):
-                where = f'{fname} record {i}'
-                if task == 'm_truthfulqa':
-                    labs = r['mc1_targets_labels']
-                    if labs.count(1) != 1: col.fail(where, f'mc1 labels must have exactly one 1, got {labs}'); continue
-                    iid = f'{task}/{split}/{lang}/{i}'
-                    ch, ans, perm = _permute(r['mc1_targets_choices'], labs.index(1), f'm_truthfulqa/{i}/{lang}')
-                    col.add(where, id=iid, question=r['question'], choices=ch, answer=ans, language=lang, meta={'perm': perm})
-                    continue
-                opts = _okapi_options(r)
-                try: ans = _letter_index(r['answer'], default_labels(len(opts)), where)
-                except ValueError as e: col.fail(where, str(e)); continue
-                src = r['id']
-                subject = src.split('/')[0] if task == 'm_mmlu' else ''
-                col.add(where, id=f'{task}/{split}/{lang}/{src.split("/")[-1] if task == "m_arc" else src}', question=r['instruction'],
-                        choices=opts, answer=ans, language=lang, subject=subject,
-                        meta={'source_id': src, **({'category': mmlu_category(subject)} if subject else {})})
+                with col.record(where := f'{fname} record {i}'):
+                    if task == 'm_truthfulqa':
+                        labs = r['mc1_targets_labels']
+                        if labs.count(1) != 1: col.fail(where, f'mc1 labels must have exactly one 1, got {labs}'); continue
+                        iid = f'{task}/{split}/{lang}/{i}'
+                        ch, ans, perm = _permute(r['mc1_targets_choices'], labs.index(1), f'm_truthfulqa/{i}/{lang}')
+                        col.add(where, id=iid, question=r['question'], choices=ch, answer=ans, language=lang, meta={'perm': perm})
+                        continue
+                    opts = _okapi_options(r)
+                    ans = _letter_index(r['answer'], default_labels(len(opts)), where)
+                    src = r['id']
+                    subject = src.split('/')[0] if task == 'm_mmlu' else ''
+                    col.add(where, id=f'{task}/{split}/{lang}/{src.split("/")[-1] if task == "m_arc" else src}', question=r['instruction'],
+                            choices=opts, answer=ans, language=lang, subject=subject,
+                            meta={'source_id': src, **({'category': mmlu_category(subject)} if subject else {})})
         return col.done()
     return load
 
@@ -331,48 +370,45 @@ def _load_xcopa(root:Path, split:str, languages=None, strict=False):
     col = _Collector('xcopa', strict)
     for lang in (languages or XCOPA_LANGS):
         fname = _xcopa_file(lang, split)
-        for i, line in enumerate(_need(root/'xcopa'/lang/fname, 'xcopa').read_text(encoding='utf-8').split('\n')):
-            if not line.strip(): continue
-            r = json.loads(line); where = f'{lang}/{fname} line {i+1}'
-            if r['question'] not in _COPA_FORMS: col.fail(where, f'unknown question type {r["question"]!r}'); continue
-            col.add(where, id=f'xcopa/{split}/{lang}/{r["idx"]}', question=f'{r["premise"]} {_COPA_FORMS[r["question"]]}',
-                    choices=[r['choice1'], r['choice2']], answer=r['label'], language=lang,
-                    meta={'premise': r['premise'], 'relation': r['question']})
+        for n, r in _json_lines(_need(root/'xcopa'/lang/fname, 'xcopa'), 'xcopa'):
+            with col.record(where := f'{lang}/{fname} line {n}'):
+                if r['question'] not in _COPA_FORMS: col.fail(where, f'unknown question type {r["question"]!r}'); continue
+                col.add(where, id=f'xcopa/{split}/{lang}/{r["idx"]}', question=f'{r["premise"]} {_COPA_FORMS[r["question"]]}',
+                        choices=[r['choice1'], r['choice2']], answer=r['label'], language=lang,
+                        meta={'premise': r['premise'], 'relation': r['question']})
     return col.done()
 
 def _load_belebele(root:Path, split:str, languages=None, strict=False):
     col = _Collector('belebele', strict)
     for lang in (languages or tuple(BELEBELE_LANGS)):
         fname = f'{BELEBELE_LANGS[lang]}.jsonl'
-        for p, line in enumerate(_need(root/'belebele'/fname, 'belebele').read_text(encoding='utf-8').split('\n')):
-            if not line.strip(): continue
-            r = json.loads(line)
-            for q, it in enumerate(r['items']):
-                where = f'{fname} passage {p} question {q}'
-                flags = [a['correct'] for a in it['answers']]
-                if flags.count(True) != 1: col.fail(where, f'expected exactly one correct answer, got {flags.count(True)}'); continue
-                col.add(where, id=f'belebele/{split}/{lang}/{p}-{q}', question=it['question'], choices=[a['text'] for a in it['answers']],
-                        answer=flags.index(True), context=r['text'], language=lang, meta={'url': r['metadata']['extra'].get('url', '')})
+        for n, r in _json_lines(_need(root/'belebele'/fname, 'belebele'), 'belebele'):
+            p = n - 1
+            with col.record(f'{fname} line {n}'):
+                for q, it in enumerate(r['items']):
+                    with col.record(where := f'{fname} passage {p} question {q}'):
+                        flags = [a['correct'] for a in it['answers']]
+                        if flags.count(True) != 1: col.fail(where, f'expected exactly one correct answer, got {flags.count(True)}'); continue
+                        col.add(where, id=f'belebele/{split}/{lang}/{p}-{q}', question=it['question'], choices=[a['text'] for a in it['answers']],
+                                answer=flags.index(True), context=r['text'], language=lang, meta={'url': r['metadata']['extra'].get('url', '')})
     return col.done()
 
 def _load_exams(root:Path, split:str, languages=None, strict=False):
     col = _Collector('exams', strict)
     p = _need(root/'exams'/f'{split}.jsonl.tar.gz', 'exams')
-    with tarfile.open(p) as t:
+    with _reading(p, 'exams'), tarfile.open(p) as t:
         m = next((m for m in t.getmembers() if m.name.endswith('.jsonl')), None)
         if m is None: raise ValueError(f'exams: no .jsonl inside {p}')
-        lines = t.extractfile(m).read().decode('utf-8').split('\n')
-    for i, line in enumerate(lines):
-        if not line.strip(): continue
-        r = json.loads(line); where = f'{split}.jsonl line {i+1}'
-        lang = EXAMS_LANGS.get(r['info']['language'])
-        if lang is None: col.fail(where, f'unknown language {r["info"]["language"]!r}'); continue
-        if languages and lang not in languages: continue
-        ch = r['question']['choices']; labels = [c['label'] for c in ch]
-        try: ans = _letter_index(r['answerKey'], labels, where)
-        except ValueError as e: col.fail(where, str(e)); continue
-        col.add(where, id=f'exams/{split}/{r["id"]}', question=r['question']['stem'], choices=[c['text'] for c in ch], answer=ans,
-                subject=r['info']['subject'], language=lang, meta={'grade': r['info'].get('grade')})
+        text = t.extractfile(m).read().decode('utf-8')
+    for n, r in _json_lines(f'{p}:{m.name}', 'exams', text):
+        with col.record(where := f'{split}.jsonl line {n}'):
+            lang = EXAMS_LANGS.get(r['info']['language'])
+            if lang is None: col.fail(where, f'unknown language {r["info"]["language"]!r}'); continue
+            if languages and lang not in languages: continue
+            ch = r['question']['choices']; labels = [c['label'] for c in ch]
+            ans = _letter_index(r['answerKey'], labels, where)
+            col.add(where, id=f'exams/{split}/{r["id"]}', question=r['question']['stem'], choices=[c['text'] for c in ch], answer=ans,
+                    subject=r['info']['subject'], language=lang, meta={'grade': r['info'].get('grade')})
     return col.done()
 
 # %% ../nbs/04_data.ipynb #75675bcb
@@ -470,19 +506,23 @@ def _packaged(fname:str)->str:
 
 def parse_items(text:str, # JSONL text, one `MCItem.to_dict()` per line
                 where:str='items'): # how errors name the source
-    "Parse MCItems from JSONL text; any invalid record is a ValueError naming its line."
-    out = []
-    for i, l in enumerate(text.split('\n')):
+    "Parse MCItems from JSONL text; an invalid record, or an id seen before, is a ValueError naming its line."
+    out, seen = [], {}
+    for i, l in enumerate(text.removeprefix('\ufeff').split('\n')):   # a byte-order mark (editors on Windows) is not part of the JSON
         if not l.strip(): continue
         try: out.append(MCItem.from_dict(json.loads(l)))
         except (ValueError, TypeError, json.JSONDecodeError) as e: raise ValueError(f'{where} line {i+1}: {e}') from e
+        if out[-1].id in seen: raise ValueError(f'{where} line {i+1}: item id {out[-1].id!r} already used on line {seen[out[-1].id]}; ids must be unique '
+                                                '(records are matched to items by id)')
+        seen[out[-1].id] = i + 1
     return out
 
 def read_items(path:str|Path): # a JSONL file of `MCItem.to_dict()` records
     "Read MCItems from a JSONL file (see `parse_items`)."
     p = Path(path)
-    if not p.is_file(): raise ValueError(f'missing file {p}')
-    return parse_items(p.read_text(encoding='utf-8'), str(p))
+    if not p.is_file(): raise MissingDataError(f'missing file {p}')
+    with _reading(p, 'items'): text = p.read_text(encoding='utf-8')
+    return parse_items(text, str(p))
 
 def items_to_jsonl(items:list)->str:
     "JSONL text of `items` (one `to_dict()` per line), the format `read_items` reads."
@@ -541,7 +581,14 @@ class TaskSpec:
     note: str = ''
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name: raise ValueError(f'a task needs a non-empty string name, got {self.name!r}')
         if self.local is None and self.hub is None: raise ValueError(f'task {self.name!r} needs a local loader or a Hub source (or both)')
+        for f in ('languages', 'default_languages'):
+            v = getattr(self, f)
+            if v is None and f == 'default_languages': continue
+            if isinstance(v, str) or not isinstance(v, (tuple, list)) or not v or not all(isinstance(l, str) and l for l in v):
+                raise ValueError(f'task {self.name!r}: {f} must be a non-empty tuple of language codes such as ("en",), got {v!r}')
+            setattr(self, f, tuple(v))
         for kind in self.sources:
             s = getattr(self, kind)
             for sp in (s.split, s.fewshot_split):

@@ -259,11 +259,28 @@ for _m in (Method('letter', 'letter', lambda e: e.loglik, 'next-token probabilit
     register_method(_m)
 
 # %% ../nbs/04a_scoring.ipynb #d13e0248
+import math
+from dataclasses import MISSING
+
 def _softmax(x):
     x = np.asarray(x, dtype=np.float64); e = np.exp(x - x.max()); return e / e.sum()
 
 _LEGACY_EVIDENCE = {'letter': 'letter_logprobs', 'option': 'loglik'}   # records of lsnb <= 0.1: method -> evidence key
 def _arr(v): return None if v is None else np.asarray(v)
+
+def _checked(r):
+    "`r` if its numbers agree with one another (probs = softmax(scores), pred, conf, correct, n_choices), else a ValueError naming the record."
+    get_method(r.method)
+    bad = lambda what: ValueError(f'record {r.id!r} ({r.method}): {what}; the record was edited or mixed up with another')
+    try: s, p = np.asarray(r.scores, dtype=np.float64), np.asarray(r.probs, dtype=np.float64)
+    except (TypeError, ValueError): raise bad('scores and probs must be lists of numbers') from None
+    if s.ndim != 1 or s.shape != p.shape or len(s) != r.n_choices: raise bad(f'{len(s)} scores and {p.size} probs for n_choices={r.n_choices}')
+    if not 0 <= r.answer < r.n_choices: raise bad(f'answer {r.answer} out of range for {r.n_choices} choices')
+    with np.errstate(invalid='ignore'): q = _softmax(s)
+    if not (np.isfinite(p).all() and np.allclose(p, q, rtol=1e-6, atol=1e-9)): raise bad('probs are not the softmax of scores')
+    if r.pred != int(p.argmax()) or not math.isclose(r.conf, float(p[r.pred]), rel_tol=1e-9, abs_tol=1e-12): raise bad('pred/conf are not the top option of probs')
+    if bool(r.correct) != (r.pred == r.answer): raise bad(f'correct={r.correct} but pred={r.pred}, answer={r.answer}')
+    return r
 
 @dataclass
 class MCRecord:
@@ -295,10 +312,13 @@ class MCRecord:
     def from_dict(cls, d:dict):
         "A record from `to_dict`, or from an untyped record of earlier lsnb versions."
         if isinstance(d, cls): return d
+        if not isinstance(d, dict): raise TypeError(f'MCRecord.from_dict: expected a dict (one line of a records file), got a {type(d).__name__}')
         if 'scores' in d:
             unknown = set(d) - {f.name for f in fields(cls)}
             if unknown: raise ValueError(f'MCRecord.from_dict: unknown keys {sorted(unknown)}')
-            return cls(**d)
+            missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in d]
+            if missing: raise ValueError(f'MCRecord.from_dict: record {d.get("id", "?")!r} lacks field(s) {missing}')
+            return _checked(cls(**d))
         key = _LEGACY_EVIDENCE.get(d.get('method'))
         if key is None or key not in d: raise ValueError(f'not a scoring record (no scores, and no legacy evidence for method {d.get("method")!r})')
         d = dict(task='', subject='', language='en', template='', shots=0) | d   # fields a hand-made dict may lack
@@ -323,9 +343,19 @@ def make_record(item,           # the MCItem scored (or a dict with its fields)
                 shots:int)->MCRecord: # few-shot examples in the prompt
     "The `MCRecord` of one item: the method's scores of `ev`, their softmax, the prediction and the evidence."
     m = get_method(method); g = lambda k: _field(item, k)
+    need = ('id', 'task', 'subject', 'language', 'answer')
+    if isinstance(item, dict) and (miss := [k for k in need if k not in item]):
+        raise ValueError(f'make_record: the item {item.get("id", "?")!r} lacks field(s) {miss} (pass an MCItem, or a dict with {", ".join(need)})')
     try: s = np.asarray(m.score(ev), dtype=np.float64)
     except TypeError as e: raise ValueError(f'method {m.name!r} cannot score item {g("id")!r}: its evidence lacks a field ({e})') from None
-    p = _softmax(s); pred = int(p.argmax()); K = len(s)
+    K, nc = len(s) if s.ndim == 1 else -1, len(g('choices')) if not isinstance(item, dict) or 'choices' in item else None
+    if s.ndim != 1 or (nc is not None and K != nc):
+        raise ValueError(f'item {g("id")!r}: method {m.name!r} gives scores of shape {s.shape} for {nc} choices; the evidence belongs to another item?')
+    if np.isnan(s).any() or np.isposinf(s).any() or np.isneginf(s).all():
+        raise ValueError(f'item {g("id")!r}: method {m.name!r} gives scores {s.tolist()}: NaN, +inf or all -inf, so no probabilities '
+                         '(a model that returned NaN logits?)')
+    if not 0 <= int(g('answer')) < K: raise ValueError(f'item {g("id")!r}: answer {g("answer")} out of range for {K} options')
+    p = _softmax(s); pred = int(p.argmax())
     per_option = REQUESTS[m.request].per_option
     return MCRecord(id=g('id'), task=g('task'), subject=g('subject'), language=g('language'), method=m.name, template=template,
                     shots=int(shots), n_choices=K, answer=int(g('answer')), scores=s.tolist(), probs=p.tolist(), pred=pred,
@@ -367,18 +397,22 @@ def score_items(model, tok,
     return out[ms[0].name] if one else out
 
 # %% ../nbs/04a_scoring.ipynb #4a0b02ad
+def _one_method(rs:list)->list:
+    "`rs` if they are records of one method (the rows of one matrix), else a ValueError."
+    if not rs: raise ValueError('no records')
+    if len(ms := sorted({r.method for r in rs})) > 1: raise ValueError(f'records of several methods {ms}: stack the records of one method at a time')
+    return rs
+
 def record_logits(records:list)->np.ndarray: # MCRecords (or their dicts, old formats included)
     "(N, K) per-option scores of `records`, NaN-padded; the softmax of each row is that record's `probs`."
-    rs = [MCRecord.from_dict(r) for r in records]
-    if not rs: raise ValueError('no records')
+    rs = _one_method([MCRecord.from_dict(r) for r in records])
     z = np.full((len(rs), max(r.n_choices for r in rs)), np.nan)
     for i, r in enumerate(rs): z[i, :r.n_choices] = r.scores
     return z
 
 def stack_probs(records:list): # MCRecords (or their dicts)
     "(probabilities (N, K) zero-padded, answers (N,)) of `records`."
-    rs = [MCRecord.from_dict(r) for r in records]
-    if not rs: raise ValueError('no records')
+    rs = _one_method([MCRecord.from_dict(r) for r in records])
     P = np.zeros((len(rs), max(r.n_choices for r in rs)))
     for i, r in enumerate(rs): P[i, :r.n_choices] = r.probs
     return P, np.array([r.answer for r in rs])
