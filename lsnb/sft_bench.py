@@ -8,7 +8,7 @@ import time, tempfile
 from pathlib import Path
 import torch
 from .core import run_info, seed_everything
-from .models import load_model, load_tokenizer, check_output_head
+from .models import load_model, load_tokenizer, check_output_head, random_model
 from .sft import LSTrainer, LossConfig, training_arguments, peak_memory_gb
 from .sft_data import build_examples, pack_examples, SFTCollator, ListDataset
 from transformers import TrainerCallback
@@ -109,12 +109,9 @@ PEER_ARMS = {  # arm -> what computes the loss under a stock transformers Traine
 
 def peer_model(shape:str, device='cuda', dtype=torch.float32, **overrides):
     "A randomly initialised causal LM of one of `PEER_SHAPES` (weights in `dtype`, made on `device`)."
-    from transformers import AutoConfig, AutoModelForCausalLM
     if shape not in PEER_SHAPES: raise ValueError(f'unknown shape {shape!r}; known: {", ".join(PEER_SHAPES)}')
     kw = {**PEER_SHAPES[shape], **overrides}
-    cfg = AutoConfig.for_model(kw.pop('model_type'), **kw)
-    with torch.device(device): m = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
-    return m
+    return random_model(kw.pop('model_type'), device, dtype, **kw)
 
 class _RandomRows(torch.utils.data.Dataset):
     "Rows of random token ids with every position a target (packed SFT rows, as far as speed and memory go)."

@@ -294,3 +294,21 @@ def test_tiny_study_end_to_end(tiny_study, studyfile, monkeypatch):
     d['study'].update(heldout=6, model='model2'); Path('other.json').write_text(json.dumps(d))
     with pytest.raises(studyfile.ConfigError, match='tokenised with another tokenizer'):
         run_study.main(['--config', 'other.json', '--out', 'results2', '--prepared', 'prepared'])
+
+
+def test_reliability_catalogue_is_tested():
+    "Every case of the reliability catalogue (tests/reliability/catalogue_*.json) has its test, a unique id and a good verdict after."
+    import re
+    cats = sorted((ROOT/'tests'/'reliability').glob('catalogue_*.json'))
+    assert cats, 'no reliability catalogue found'
+    src = '\n'.join(p.read_text() for p in (ROOT/'tests'/'reliability').glob('test_*.py'))
+    defined = set(re.findall(r'^def (test_\w+)', src, re.M))
+    ids, verdicts = [], {'silent wrong number', 'unclear crash', 'lost data', 'clear error', 'right result'}
+    for c in cats:
+        for e in json.loads(c.read_text()):
+            ids.append(e['id'])
+            assert e['before'] in verdicts and e['after'] in ('clear error', 'right result'), (c.name, e['id'], e['before'], e['after'])
+            prefix = 'test_' + e['id'].replace('-', '_')
+            assert e['test'] in defined and e['test'].startswith(prefix), (c.name, e['id'], e['test'])
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    assert not dup, f'duplicate catalogue ids: {dup}'
