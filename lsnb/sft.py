@@ -4,19 +4,23 @@
 
 # %% ../nbs/06a_sft.ipynb #74258655
 from __future__ import annotations
-import argparse, contextlib, json, math, os, resource, shutil, sys, time, types, warnings
+import argparse, contextlib, hashlib, json, math, os, resource, shutil, sys, time, types, warnings
+from typing import NamedTuple
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import Trainer, TrainingArguments, TrainerCallback
-from .core import atomic_write_json, append_jsonl, run_info, seed_everything, add_config_args, config_from_args, config_to_dict, config_diff
+from .core import atomic_write_json, atomic_write_text, append_jsonl, default_device, run_info, seed_everything, add_config_args, config_from_args, config_to_dict, config_diff
 from .models import OutputHead, find_output_head, check_output_head, load_model
+from .cli import CommandError
 from .sft_data import read_records, build_examples, pack_examples, SFTCollator, ListDataset
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'ARG_GROUPS', 'LossConfig', 'head_loss', 'FusedHead', 'LSTrainer', 'peak_memory_gb', 'training_arguments',
-           'SFTConfig', 'add_args', 'check_args', 'resolve_data', 'prepare_out', 'RunFilesCallback', 'StopAtCallback',
-           'EvalCallback', 'run', 'main']
+__all__ = ['IMPL_CHOICES', 'RUN_KEYS', 'ARG_GROUPS', 'CHECKPOINT_MARKER', 'RUN_STATE', 'LossConfig', 'head_loss', 'FusedHead',
+           'TrainingDiverged', 'LSTrainer', 'peak_memory_gb', 'training_arguments', 'SFTConfig', 'add_args',
+           'check_args', 'resolve_data', 'mark_complete', 'checkpoint_problem', 'scan_checkpoints',
+           'last_complete_checkpoint', 'rotate_checkpoints', 'truncate_log', 'Start', 'prepare_out', 'RunFilesCallback',
+           'StopAtCallback', 'EvalCallback', 'check_runtime', 'save_final', 'run', 'main']
 
 # %% ../nbs/06a_sft.ipynb #d4f46fcb
 @dataclass
@@ -33,8 +37,8 @@ class LossConfig:
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1 or math.isnan(a):
             raise ValueError(f'label_smoothing (alpha) must be in [0, 1], got {a!r}')
         if not self.temperature > 0 or math.isinf(self.temperature): raise ValueError(f'temperature must be a positive number, got {self.temperature!r}')
-        if self.softcap is not None and not self.softcap > 0: raise ValueError(f'softcap must be positive or None, got {self.softcap!r}')
-        if not self.z_loss >= 0: raise ValueError(f'z_loss must be >= 0, got {self.z_loss!r}')
+        if self.softcap is not None and not (self.softcap > 0 and math.isfinite(self.softcap)): raise ValueError(f'softcap must be a finite number > 0 or None, got {self.softcap!r}')
+        if not (self.z_loss >= 0 and math.isfinite(self.z_loss)): raise ValueError(f'z_loss must be a finite number >= 0, got {self.z_loss!r}')
 
 def _kernel_softcap(head:OutputHead, cfg:LossConfig):
     if head.softcap is not None and cfg.softcap is not None:
@@ -105,6 +109,9 @@ class FusedHead:
         mod.forward = self._orig; mod._lsnb_fused = None
 
 # %% ../nbs/06a_sft.ipynb #30a5144e
+class TrainingDiverged(CommandError):
+    "Training met a non-finite loss or gradient norm and stopped before that optimizer step (exit 1); earlier checkpoints are kept."
+
 class LSTrainer(Trainer):
     "A `Trainer` computing the causal-LM loss with `lsnb.kernel` from the final hidden states (label smoothing, T, softcap, z-loss)."
     def __init__(self, *args, loss_config:LossConfig|None=None, # the loss; default: alpha = args.label_smoothing_factor
@@ -120,6 +127,8 @@ class LSTrainer(Trainer):
             self.fused_head = FusedHead(self.model, self.loss_config)
         self.tokens_seen, self.target_tokens_seen = 0, 0
         self._last_log = (time.perf_counter(), 0)
+        self.loss_total, self._loss_acc, self._step_loss, self._restore = 0.0, None, None, None   # the run's summed step losses (see `run_state`)
+        self.add_callback(_RestorePending(self))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -141,7 +150,71 @@ class LSTrainer(Trainer):
             loss, self.loss_is_scaled_for_ga = s / max(n, 1), False
         return (loss, outputs) if return_outputs else loss
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        d = loss.detach().double()
+        self._step_loss = d if self._step_loss is None else self._step_loss + d
+        return loss
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        # transformers calls this once per optimizer step, after the backward passes and before `optimizer.step()`:
+        # the place to stop a diverging run while the weights (and every checkpoint) are still finite
+        g = super()._get_grad_norm(model, grad_norm)
+        step_loss = self._step_loss if self._step_loss is not None else torch.zeros((), dtype=torch.float64, device=self.args.device)
+        gn = torch.as_tensor(float('nan') if g is None else g, dtype=torch.float64, device=step_loss.device).reshape(())
+        bad = torch.stack([(~torch.isfinite(step_loss)).double(), (~torch.isfinite(gn)).double() if g is not None else gn.new_zeros(())])
+        if self.accelerator.num_processes > 1: bad = self.accelerator.reduce(bad, 'sum')   # every process stops, not only the one that saw it
+        if bad.any():
+            what = (f'the loss is {float(step_loss)}' if bad[0] else '') + (', ' if bad[0] and bad[1] else '') + (f'the gradient norm is {float(gn)}' if bad[1] else '')
+            self._diverged(what)
+        self._loss_acc = step_loss if self._loss_acc is None else self._loss_acc + step_loss
+        self._step_loss = None
+        return g
+
+    def _diverged(self, what:str):
+        step = self.state.global_step + 1
+        ck = last_complete_checkpoint(self.args.output_dir)
+        kept = f'the last good checkpoint is {ck}' if ck else 'no checkpoint had been written yet'
+        raise TrainingDiverged(f'training diverged at step {step}: {what} (not finite); stopped before its optimizer step, so nothing non-finite '
+                               f'was saved; {kept}', exit_code=1,
+                               hint=f'lower --lr (it is {self.args.learning_rate:g}) or check the loss options, then rerun with --overwrite')
+
+    def flush_loss(self):
+        "Add the step losses accumulated since the last flush to `loss_total` (averaged over processes, as the Trainer logs them)."
+        acc = self._loss_acc if self._loss_acc is not None else torch.zeros((), dtype=torch.float64, device=self.args.device)
+        if self.accelerator.num_processes > 1: acc = self.accelerator.reduce(acc, 'mean')
+        self.loss_total += float(acc); self._loss_acc = None
+
+    def run_state(self)->dict:
+        "What a checkpoint needs beyond the Trainer's own files for a resumed run to log exactly what an uninterrupted one does (every process calls it)."
+        self.flush_loss()
+        tok = torch.tensor([float(self.tokens_seen), float(self.target_tokens_seen)], dtype=torch.float64, device=self.args.device)
+        part = self._tr_loss.detach().float().reshape(1)
+        if self.accelerator.num_processes > 1: tok, part = self.accelerator.reduce(tok, 'sum'), self.accelerator.gather(part)
+        return dict(step=self.state.global_step, loss_total=self.loss_total, tokens_seen=int(tok[0]), target_tokens_seen=int(tok[1]),
+                    pending_loss=[float(x) for x in part], last_logged=self._globalstep_last_logged)
+
+    def load_run_state(self, st:dict):
+        "Restore `run_state()` (before `train(resume_from_checkpoint=...)`); the Trainer's pending loss is put back when training begins."
+        main = self.accelerator.process_index == 0
+        self.loss_total = float(st['loss_total'])
+        self.tokens_seen, self.target_tokens_seen = (st['tokens_seen'], st['target_tokens_seen']) if main else (0, 0)
+        self._last_log = (time.perf_counter(), float(st['tokens_seen']))
+        self._restore = st
+
+    def finish_from_checkpoint(self, ck:str): # a checkpoint of the run's last step
+        "The end of a run whose last step is already in `ck` (it was stopped while finishing): no further step is trained."
+        from transformers.trainer_callback import TrainerState
+        from transformers.trainer_utils import TrainOutput
+        self._load_from_checkpoint(ck)
+        self.state = TrainerState.load_from_json(os.path.join(ck, 'trainer_state.json'))
+        metrics = dict(total_flos=self.state.total_flos, train_loss=float('nan'))
+        self.log(metrics)   # train_loss: the whole run's (see `log`)
+        return TrainOutput(self.state.global_step, metrics['train_loss'], metrics)
+
     def log(self, logs:dict, *args, **kwargs):
+        if 'train_loss' in logs:   # the end of training: the mean step loss of the whole run, also across a resume
+            self.flush_loss(); logs['train_loss'] = self.loss_total / max(self.state.global_step, 1)
         if 'loss' in logs:   # a training log: add throughput and memory
             now, t0 = time.perf_counter(), self._last_log
             tok = torch.tensor([float(self.tokens_seen)], device=self.args.device)
@@ -151,6 +224,16 @@ class LSTrainer(Trainer):
             logs['peak_mem_gb'] = round(peak_memory_gb(self.args.device), 3)
             self._last_log = (now, tok.item())
         super().log(logs, *args, **kwargs)
+
+class _RestorePending(TrainerCallback):
+    "Puts the resumed run's not-yet-logged loss back into the Trainer once its loop has reset it (on_train_begin)."
+    def __init__(self, trainer): self.trainer = trainer
+    def on_train_begin(self, args, state, control, **kw):
+        t, st = self.trainer, getattr(self.trainer, '_restore', None)
+        if st is None or state.global_step != st['step']: return
+        t._tr_loss = t._tr_loss + torch.tensor(st['pending_loss'][t.accelerator.process_index], device=t._tr_loss.device, dtype=t._tr_loss.dtype)
+        t._globalstep_last_logged = st['last_logged']
+        t._restore = None
 
 # %% ../nbs/06a_sft.ipynb #c8c4b58b
 def peak_memory_gb(device=None)->float:
@@ -167,7 +250,7 @@ def training_arguments(out:str|Path, # the Trainer's output folder
                        **overrides)->TrainingArguments: # any other `TrainingArguments` field
     "The one place lsnb builds `TrainingArguments`: from an `SFTConfig` (or lsnb's shared defaults) plus `overrides`."
     cpu = not torch.cuda.is_available()
-    kw = dict(output_dir=str(out), report_to='none', remove_unused_columns=False, use_cpu=cpu, dataloader_num_workers=0,
+    kw = dict(output_dir=str(out), report_to='none', remove_unused_columns=False, logging_nan_inf_filter=False, use_cpu=cpu, dataloader_num_workers=0,
               ddp_backend='gloo' if cpu and int(os.environ.get('WORLD_SIZE', '1')) > 1 else None, disable_tqdm=not _is_main())
     if cfg is not None:
         kw.update(per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
@@ -176,7 +259,7 @@ def training_arguments(out:str|Path, # the Trainer's output folder
                   weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
                   **(dict(gradient_checkpointing=True) if cfg.gradient_checkpointing else {}),
                   bf16=cfg.bf16, seed=cfg.seed, data_seed=cfg.seed, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps,
-                  save_total_limit=cfg.save_total_limit,
+                  save_total_limit=None,   # lsnb rotates them, once the new one is complete (`RunFilesCallback`)
                   label_smoothing_factor=cfg.label_smoothing if cfg.loss == 'default' else 0.0)   # the fused loss applies alpha itself
     return TrainingArguments(**{**kw, **overrides})
 
@@ -185,6 +268,38 @@ def _opt(default, help:str='', choices=None, resume:bool=True):
     "A config field with its help, choices, and whether `--resume` requires it unchanged."
     md = dict(help=help, resume=resume, **({'choices': choices} if choices else {}))
     return field(default=default, metadata=md)
+
+_RANGES = {  # float option -> (low, high or None, low allowed): every float option must also be finite
+    'label_smoothing': (0, 1, True), 'temperature': (0, None, False), 'softcap': (0, None, False), 'z_loss': (0, None, True),
+    'lr': (0, None, False), 'epochs': (0, None, False), 'warmup': (0, None, True), 'weight_decay': (0, None, True), 'max_grad_norm': (0, None, True)}
+IMPL_CHOICES = ('auto', 'triton', 'torch', 'cce')   # lsnb.kernel.IMPLS (not imported here: the kernel imports Triton)
+
+def _opt_name(k:str)->str: return '--' + k.replace('_', '-')
+
+def _check_options(cfg):
+    "Every number of `cfg` of the right type, finite and in its range, every choice known: a ValueError naming the option."
+    for f in fields(cfg):
+        v, t = getattr(cfg, f.name), str(f.type).replace(' ', '')
+        if t in ('float', 'float|None', 'int', 'int|None') and not (v is None and t.endswith('None')):
+            integer = t.startswith('int')
+            if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)):
+                raise ValueError(f'{_opt_name(f.name)} must be {"an integer" if integer else "a number"}, got {v!r}')
+            if not math.isfinite(v): raise ValueError(f'{_opt_name(f.name)} must be a finite number, got {v}')
+        if f.name in _RANGES and v is not None:
+            lo, hi, lo_ok = _RANGES[f.name]
+            if v < lo or (v == lo and not lo_ok) or (hi is not None and v > hi):
+                raise ValueError(f'{_opt_name(f.name)} must be in {"[" if lo_ok else "("}{lo}, {hi if hi is not None else "inf"}{"]" if hi is not None else ")"}, got {v}')
+    if cfg.warmup >= 1 and cfg.warmup != int(cfg.warmup):
+        raise ValueError(f'--warmup {cfg.warmup}: a value >= 1 is a number of steps and must be whole (below 1 it is a fraction of the steps)')
+    for k in ('limit', 'stop_at'):
+        if getattr(cfg, k) is not None and getattr(cfg, k) < 1: raise ValueError(f'{_opt_name(k)} must be >= 1 (or left unset), got {getattr(cfg, k)}')
+    if cfg.max_length < 2: raise ValueError(f'--max-length must be >= 2 (a prompt token and a response token), got {cfg.max_length}')
+    if cfg.eval_limit < 1: raise ValueError(f'--eval-limit must be >= 1, got {cfg.eval_limit}')
+    if not 0 <= cfg.seed < 2**32: raise ValueError(f'--seed must be in [0, 2**32 - 1] (numpy seeds the data order with it), got {cfg.seed}')
+    if cfg.impl not in IMPL_CHOICES: raise ValueError(f'--impl must be one of {", ".join(IMPL_CHOICES)}, got {cfg.impl!r}')
+    from transformers.trainer_utils import SchedulerType
+    if cfg.scheduler not in [s.value for s in SchedulerType]:
+        raise ValueError(f'--scheduler must be one of {", ".join(s.value for s in SchedulerType)}, got {cfg.scheduler!r}')
 
 @dataclass
 class SFTConfig:
@@ -208,6 +323,11 @@ class SFTConfig:
     z_loss:float = _opt(0.0, 'weight of lse(z)^2 per token')
     loss:str = _opt('fused', "'default': transformers' own loss (baseline; alpha only)", ('fused', 'default'))
     impl:str = _opt('auto', 'lsnb.kernel implementation: auto, triton or torch', resume=False)
+    objective:str = _opt('sft', "'sft': every response token; 'cft': multiple-choice SFT on the answer letter only; 'rcft': cft + the EM-style ECE regulariser (lsnb.cft)", ('sft', 'cft', 'rcft'))
+    cft_lambda:float = _opt(0.5, 'rcft: lambda in (1 - lambda) L_SFT + lambda c L_cal')
+    cft_c:float = _opt(1e-3, 'rcft: scale c of the ECE regulariser')
+    cft_bins:int = _opt(10, 'rcft: equal-width confidence bins of the E-step')
+    cft_reestimate:str = _opt('0', 'rcft: E-step 0 = once before training, N = every N optimizer steps, epoch (or -1) = every epoch')
     lr:float = _opt(2e-5, 'peak learning rate')
     epochs:float = _opt(1.0, 'epochs (ignored if --max-steps is set)')
     max_steps:int = _opt(-1, 'optimizer steps (overrides --epochs)')
@@ -235,20 +355,24 @@ class SFTConfig:
     def __post_init__(self):
         for k in ('data', 'out'):
             if not getattr(self, k): raise ValueError(f'--{k} is required')
+        _check_options(self)   # every number finite and in range, every choice known
         self.loss_config()   # alpha, T, softcap, z-loss
+        self.cft_config()    # --objective and its --cft-* options (lsnb.cft.check_objective)
         if self.loss == 'default' and (self.temperature != 1 or self.softcap is not None or self.z_loss):
             raise ValueError('--loss default supports --label-smoothing only (no --temperature, --softcap, --z-loss)')
         for k in ['batch_size', 'grad_accum', 'max_length', 'logging_steps', 'save_steps']:
             if getattr(self, k) < 1: raise ValueError(f'--{k.replace("_", "-")} must be >= 1, got {getattr(self, k)}')
         if self.max_steps == 0 or self.max_steps < -1: raise ValueError(f'--max-steps must be positive (or -1 for --epochs), got {self.max_steps}')
-        if self.max_steps == -1 and not self.epochs > 0: raise ValueError(f'--epochs must be positive, got {self.epochs}')
-        if not self.lr > 0 or math.isinf(self.lr): raise ValueError(f'--lr must be a positive finite number, got {self.lr}')
-        if self.warmup < 0: raise ValueError(f'--warmup must be >= 0, got {self.warmup}')
         if self.resume and self.overwrite: raise ValueError('--resume and --overwrite contradict each other')
         if self.eval_every < 0: raise ValueError('--eval-every must be >= 0')
         if self.eval_every and not self.eval_task: raise ValueError('--eval-every needs --eval-task')
         if self.save_total_limit < 1: raise ValueError(f'--save-total-limit must be >= 1 (--resume needs a checkpoint), got {self.save_total_limit}')
         if self.keep_checkpoints and self.no_save_final: raise ValueError('--no-save-final deletes nothing: --keep-checkpoints is only for runs that write final/')
+
+    def cft_config(self):
+        "The calibration-aware objective of this run (`lsnb.cft.CFTConfig`; None for --objective sft), checked."
+        from lsnb.cft import check_objective
+        return check_objective(self)
 
     def loss_config(self)->LossConfig:
         "The training loss of this run."
@@ -288,35 +412,156 @@ def resolve_data(cfg:SFTConfig)->str:
 
 
 # %% ../nbs/06a_sft.ipynb #a6c37840
-def prepare_out(args:SFTConfig)->Path|None:
-    "Check `--out` against `--resume`/`--overwrite`; returns the checkpoint to resume from (or None)."
-    from transformers.trainer_utils import get_last_checkpoint
+CHECKPOINT_MARKER = 'lsnb_complete.json'   # written last into a checkpoint: its files, sizes and hashes
+RUN_STATE = 'lsnb_run_state.json'          # the run-wide loss sum, token counts and pending log of `LSTrainer.run_state`
+
+def _ck_step(p:Path)->int: return int(p.name.rsplit('-', 1)[1])
+
+def _file_digest(p:Path)->str:
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 22), b''): h.update(b)
+        os.fsync(f.fileno())   # on disk before the marker says so
+    return h.hexdigest()
+
+def mark_complete(ck:Path, # a checkpoint folder the Trainer has finished writing
+                  step:int): # its global step
+    "Write `ck`'s completion marker (last, atomically): every file with its size and SHA-256."
+    ck = Path(ck)
+    files = {str(p.relative_to(ck)): [p.stat().st_size, _file_digest(p)] for p in sorted(ck.rglob('*'))
+             if p.is_file() and p.name != CHECKPOINT_MARKER and not p.name.startswith('.')}
+    atomic_write_json(ck/CHECKPOINT_MARKER, dict(step=step, files=files))
+
+def checkpoint_problem(ck:Path, # a checkpoint-N folder
+                       hashes:bool=True)->str|None: # also compare the SHA-256 of every file (else sizes only)
+    "None if `ck` is complete (its marker, every file it lists with that size and hash); else what is wrong."
+    ck = Path(ck)
+    try: m = json.loads((ck/CHECKPOINT_MARKER).read_text())
+    except FileNotFoundError: return 'no completion marker: its save was interrupted (or an older lsnb wrote it)'
+    except (OSError, ValueError) as e: return f'unreadable completion marker ({e})'
+    files = m.get('files', {}) if isinstance(m, dict) else {}
+    need = [('trainer_state.json', 'trainer_state.json'), ('optimizer', 'the optimizer state'), (RUN_STATE, RUN_STATE)]
+    for prefix, what in need:
+        if not any(f.startswith(prefix) for f in files): return f'{what} was not saved'
+    if not any(f.endswith('.safetensors') or (f.endswith('.bin') and 'model' in f) for f in files): return 'no model weights were saved'
+    if m.get('step') != _ck_step(ck): return f'its marker is for step {m.get("step")}'
+    for f, (size, digest) in files.items():
+        p = ck/f
+        if not p.is_file(): return f'{f} is missing'
+        if p.stat().st_size != size: return f'{f} has {p.stat().st_size} bytes, {size} were written (truncated or changed)'
+    if hashes:
+        for f, (size, digest) in files.items():
+            if _file_digest(ck/f) != digest: return f'{f} changed after it was written (SHA-256 differs)'
+    return None
+
+def _checkpoints(out)->list:
+    "The checkpoint-N folders of `out`, newest first."
+    return sorted((p for p in Path(out).glob('checkpoint-*') if p.is_dir() and p.name.rsplit('-', 1)[1].isdigit()), key=_ck_step, reverse=True)
+
+def scan_checkpoints(out:Path)->tuple: # a run folder
+    "(complete checkpoints, newest first; [(incomplete checkpoint, why)])."
+    good, bad = [], []
+    for p in _checkpoints(out):
+        why = checkpoint_problem(p)
+        (bad.append((p, why)) if why else good.append(p))
+    return good, bad
+
+def last_complete_checkpoint(out)->Path|None:
+    "The newest complete checkpoint in `out` (sizes checked), or None."
+    return next((p for p in _checkpoints(out) if checkpoint_problem(p, hashes=False) is None), None)
+
+def rotate_checkpoints(out:Path, # the run folder
+                       keep:int, # complete checkpoints to keep (--save-total-limit)
+                       current:int): # the step just saved (and marked complete)
+    "Keep the `keep` newest complete checkpoints up to step `current`; delete older and incomplete ones (after the new one is complete)."
+    kept = 0
+    for p in _checkpoints(out):
+        s = _ck_step(p)
+        if s > current: continue
+        if s == current or (kept < keep and checkpoint_problem(p, hashes=False) is None): kept += 1
+        else: shutil.rmtree(p, ignore_errors=True)
+
+def truncate_log(path:Path, # a run's log.jsonl
+                 step:int): # the step of the checkpoint the run resumes from (0: from the start)
+    "Keep what `log.jsonl` held at `step` (the resumed steps are logged again); a torn last line is dropped."
+    path = Path(path)
+    if not path.exists(): return
+    keep = []
+    for l in path.read_text(encoding='utf-8', errors='replace').split('\n'):
+        try: r = json.loads(l)
+        except json.JSONDecodeError: continue
+        if not isinstance(r, dict): continue
+        s = r.get('step', 0)
+        if s < step or (s == step and 'train_loss' not in r): keep.append(l)   # the end-of-run summary is written again
+    atomic_write_text(path, ''.join(k + '\n' for k in keep))
+
+class Start(NamedTuple):
+    "Where `run` starts: from `checkpoint` (None: step 0), or not at all (`finished`)."
+    checkpoint:Path|None = None
+    finished:bool = False
+
+def _saved_config(f:Path)->dict:
+    try: saved = json.loads(f.read_text(encoding='utf-8'))['args']
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f'--resume: {f} is unreadable ({type(e).__name__}: {e}), so nothing shows which options wrote this run; '
+                         'start afresh with --overwrite') from None
+    if not isinstance(saved, dict): raise ValueError(f'--resume: {f} holds no options ("args")')
+    return saved
+
+def prepare_out(args:SFTConfig)->Start:
+    "Check `--out` against `--resume`/`--overwrite`: where the run starts (`Start`); a ValueError before anything is written."
     out = Path(args.out)
     if out.exists() and not out.is_dir(): raise ValueError(f'--out {out} exists and is not a folder')
-    busy = out.exists() and any(out.iterdir())
+    names = {p.name for p in out.iterdir()} if out.is_dir() else set()
     if args.resume:
-        ck = get_last_checkpoint(str(out)) if out.is_dir() else None
-        if ck is None: raise ValueError(f'--resume: no checkpoint-N folder in {out}')
-        saved = json.loads((out/'sft_config.json').read_text())['args'] if (out/'sft_config.json').exists() else {}
+        if not names: raise ValueError(f'--resume: {out} holds no run to resume (missing or empty); drop --resume to start one')
+        if 'sft_config.json' not in names:
+            raise ValueError(f'--resume: {out} holds no sft_config.json, so nothing shows which options wrote its checkpoints; '
+                             'resume a folder lsnb sft wrote, or use another --out')
+        saved = _saved_config(out/'sft_config.json')
         diff = config_diff(saved, args, [k for k in RUN_KEYS if k in saved])
-        if diff: raise ValueError(f'--resume: arguments differ from the saved run in {out}: ' + ', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items()))
-        return Path(ck)
-    if busy:
+        if diff: raise ValueError(f'--resume: the run in {out} was started with other options: '
+                                  + ', '.join(f'--{k.replace("_", "-")} {a!r} (saved) vs {b!r} (now)' for k, (a, b) in diff.items())
+                                  + '; resume with the saved options, or start a new run (--overwrite or another --out)')
+        if 'result.json' in names: return Start(finished=True)
+        good, bad = scan_checkpoints(out)
+        ck = good[0] if good else None
+        for p, why in bad:
+            if ck is None or _ck_step(p) > _ck_step(ck):
+                print(f'lsnb sft: {p.name} is incomplete ({why}): not resumed from, deleted', file=sys.stderr)
+                if _is_main(): shutil.rmtree(p, ignore_errors=True)
+        if ck is None: print(f'lsnb sft: no complete checkpoint in {out}: starting from step 0', file=sys.stderr)
+        elif any(_ck_step(p) > _ck_step(ck) for p, _ in bad): print(f'lsnb sft: resuming from {ck.name}, the newest complete checkpoint', file=sys.stderr)
+        if _is_main(): truncate_log(out/'log.jsonl', _ck_step(ck) if ck else 0)
+        return Start(ck)
+    if names:
+        if names <= {'sft_config.json', 'log.jsonl'} and not args.overwrite:   # a run that stopped before its first checkpoint: nothing to keep
+            print(f'lsnb sft: {out} holds only the config and log of a run that stopped before its first checkpoint: replaced', file=sys.stderr)
+            if _is_main():
+                for n in names: (out/n).unlink()
+            return Start()
         if not args.overwrite: raise ValueError(f'--out {out} is not empty: pass --overwrite to replace it or --resume to continue')
-        if not (out/'sft_config.json').exists(): raise ValueError(f'--overwrite: {out} holds no sft_config.json (not an lsnb sft run); refusing to delete it')
+        if 'sft_config.json' not in names: raise ValueError(f'--overwrite: {out} holds no sft_config.json (not an lsnb sft run); refusing to delete it')
         shutil.rmtree(out)
-    return None
+    return Start()
 
 # %% ../nbs/06a_sft.ipynb #34165782
 class RunFilesCallback(TrainerCallback):
-    "Appends each log to `out/log.jsonl` and copies `sft_config.json` into every checkpoint (main process only)."
-    def __init__(self, out:Path): self.out = Path(out)
+    "Appends each log to `out/log.jsonl`; completes every checkpoint: config copy, run state, completion marker, then rotation."
+    def __init__(self, out:Path, # the run folder
+                 keep:int=1): # complete checkpoints to keep while training (--save-total-limit)
+        self.out, self.keep, self.trainer = Path(out), keep, None   # `trainer` (an LSTrainer) is set by `run`
     def on_log(self, args, state, control, logs=None, **kw):
         if state.is_world_process_zero and logs: append_jsonl(self.out/'log.jsonl', [dict(step=state.global_step, **logs)])
     def on_save(self, args, state, control, **kw):
         ck = self.out/f'checkpoint-{state.global_step}'
-        if state.is_world_process_zero and ck.is_dir() and (self.out/'sft_config.json').exists():
-            shutil.copyfile(self.out/'sft_config.json', ck/'sft_config.json')
+        st = self.trainer.run_state() if hasattr(self.trainer, 'run_state') else None   # every process (it reduces)
+        if self.trainer is not None: self.trainer.accelerator.wait_for_everyone()       # every process has written its files
+        if not state.is_world_process_zero or not ck.is_dir(): return
+        if (self.out/'sft_config.json').exists(): shutil.copyfile(self.out/'sft_config.json', ck/'sft_config.json')
+        if st is not None: atomic_write_json(ck/RUN_STATE, st)
+        mark_complete(ck, state.global_step)   # last: a checkpoint without it is never resumed from
+        rotate_checkpoints(self.out, self.keep, state.global_step)
 
 class StopAtCallback(TrainerCallback):
     "Stops training after step `step`, saving a checkpoint first (an interruption, for tests)."
@@ -348,14 +593,44 @@ class EvalCallback(TrainerCallback):
         if not self.every or state.global_step % self.every: self._run(state, model)
 
 # %% ../nbs/06a_sft.ipynb #ee334b2c
+def check_runtime(cfg:SFTConfig):
+    "What only this machine and its data can tell, checked before anything is written: `--impl` runs here, `--eval-task` exists."
+    if cfg.loss == 'fused':
+        from lsnb.kernel import resolve_impl
+        try: resolve_impl(cfg.impl, default_device())
+        except ValueError as e: raise ValueError(f'--impl {cfg.impl}: {e}') from None
+    if cfg.eval_task and not Path(cfg.eval_task).is_file():
+        from lsnb.data import check_task
+        try: check_task(cfg.eval_task, split=cfg.eval_split)
+        except ValueError as e: raise ValueError(f'--eval-task {cfg.eval_task}: {e}') from None
+
+def save_final(trainer, tok, final:Path): # the Trainer, its tokenizer, the folder to (re)write
+    "Write the model and its tokenizer to `final` atomically: into a hidden folder beside it, fsync'ed, then renamed into place."
+    final = Path(final); tmp, old = final.with_name(f'.{final.name}.tmp'), final.with_name(f'.{final.name}.old')
+    for p in (tmp, old): shutil.rmtree(p, ignore_errors=True)
+    trainer.save_model(str(tmp)); tok.save_pretrained(str(tmp))
+    for p in tmp.rglob('*'):
+        if p.is_file():
+            with open(p, 'rb') as f: os.fsync(f.fileno())
+    if final.exists(): os.replace(final, old)
+    os.replace(tmp, final); shutil.rmtree(old, ignore_errors=True)
+    return final
+
 def run(args)->int: # parsed `lsnb sft` arguments (see `add_args`), or an `SFTConfig`
     "`lsnb sft`: fine-tune `--model` on `--data` with the fused label-smoothed loss; returns 0."
     args = check_args(args); cfg = args.loss_config()
+    check_runtime(args)               # --impl on this machine, --eval-task: before anything is written
     resolve_data(args)                # a task: source on its evaluation split fails here, before anything is written
-    resume_from = prepare_out(args)   # may raise before anything is written
-    out = Path(args.out); seed_everything(args.seed)
+    start = prepare_out(args)         # may raise before anything is written
+    out = Path(args.out)
+    if start.finished:
+        done = json.loads((out/'result.json').read_text())
+        print(f"lsnb sft: the run in {out} is finished ({done.get('global_step')} steps, result.json): nothing to resume", file=sys.stderr)
+        return 0
+    resume_from = start.checkpoint; seed_everything(args.seed)
     model, tok = load_model(args.model, args.gguf_file, dtype=args.dtype, device='cpu')
     records = read_records(resolve_data(args), split=args.data_split, limit=args.limit)
+    if not len(records): raise ValueError(f'--data {args.data}: no records (an empty list or dataset)')
     examples = build_examples(records, tok, args.max_length, args.template, args.drop_empty, progress=_is_main())
     rows = pack_examples(examples, args.max_length) if args.packing else examples
     if args.loss == 'fused': check_output_head(model, torch.tensor([examples[0]['input_ids'][:64]]))
@@ -365,24 +640,37 @@ def run(args)->int: # parsed `lsnb sft` arguments (see `add_args`), or an `SFTCo
                   n_target_tokens=sum(sum(l != -100 for l in e['labels'][1:]) for e in examples),
                   resumed_from=str(resume_from) if resume_from else None, run_info=run_info(targs.device))
     if _is_main(): atomic_write_json(out/'sft_config.json', config)
-    callbacks = [RunFilesCallback(out)] + ([StopAtCallback(args.stop_at)] if args.stop_at else [])
+    callbacks = [RunFilesCallback(out, keep=args.save_total_limit)] + ([StopAtCallback(args.stop_at)] if args.stop_at else [])
     ev = None
     if args.eval_task:
         from lsnb.data import load_task
         ev = EvalCallback(load_task(args.eval_task, split=args.eval_split, limit=args.eval_limit), tok, args.eval_every, args.template)
         callbacks.append(ev)
-    trainer = LSTrainer(model=model, args=targs, train_dataset=ListDataset(rows), data_collator=SFTCollator(tok.pad_token_id),
-                        loss_config=cfg, fused=args.loss == 'fused', callbacks=callbacks)
+    if args.objective == 'sft':
+        trainer = LSTrainer(model=model, args=targs, train_dataset=ListDataset(rows), data_collator=SFTCollator(tok.pad_token_id),
+                            loss_config=cfg, fused=args.loss == 'fused', callbacks=callbacks)
+    else:   # cft / rcft (lsnb.cft): the MC examples with the answer letter as the only target, and the E-step's bins
+        from lsnb.cft import cft_trainer
+        trainer = cft_trainer(args, model, tok, records, targs, cfg, callbacks)
     if ev is not None: ev.trainer = trainer
-    res = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    callbacks[0].trainer = trainer
+    if resume_from is not None and hasattr(trainer, 'load_run_state'): trainer.load_run_state(json.loads((resume_from/RUN_STATE).read_text()))
+    last = json.loads((resume_from/'trainer_state.json').read_text()) if resume_from is not None else {}
+    if last and last['global_step'] >= last['max_steps'] and hasattr(trainer, 'finish_from_checkpoint'):
+        res = trainer.finish_from_checkpoint(str(resume_from))   # stopped while finishing: the last step is done, not the end
+        if ev is not None: ev.on_train_end(targs, trainer.state, trainer.control, model=trainer.model)
+    else: res = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if res.global_step < trainer.state.max_steps:   # --stop-at: an interruption, resumable
+        print(f'lsnb sft: stopped after step {res.global_step} of {trainer.state.max_steps} (--stop-at); --resume continues the run in {out}', file=sys.stderr)
+        return 0
     if _is_main():
         if not args.no_save_final:
             if args.loss == 'fused': trainer.fused_head.remove()
-            trainer.save_model(str(out/'final')); tok.save_pretrained(str(out/'final'))
-            if not args.keep_checkpoints:   # final/ is the result; checkpoints (weights + optimizer state) only serve --resume
-                for ck in out.glob('checkpoint-*'): shutil.rmtree(ck, ignore_errors=True)
-        atomic_write_json(out/'result.json', dict(config=config, train=res.metrics, global_step=res.global_step,
+            save_final(trainer, tok, out/'final')
+        atomic_write_json(out/'result.json', dict(config=config, train=res.metrics, global_step=res.global_step,   # the run is finished once this exists
                                                   log_history=trainer.state.log_history, run_info=run_info(targs.device)))
+        if not args.no_save_final and not args.keep_checkpoints:   # final/ is the result; checkpoints (weights + optimizer state) only serve --resume
+            for ck in out.glob('checkpoint-*'): shutil.rmtree(ck, ignore_errors=True)
         where = f"model and tokenizer in {out/'final'}" if not args.no_save_final else f"no final model (--no-save-final); checkpoints in {out}"
         print(f"lsnb sft: {res.global_step} steps in {res.metrics.get('train_runtime', 0):.0f} s, final loss "
               f"{next((l['loss'] for l in reversed(trainer.state.log_history) if 'loss' in l), float('nan')):.4f}; {where}; log {out/'log.jsonl'}")

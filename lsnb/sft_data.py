@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_sft_data.ipynb #f7c7b912
 from __future__ import annotations
-import gzip, json, warnings
+import gzip, json, warnings, zlib
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
@@ -16,20 +16,31 @@ __all__ = ['PLAIN_TEMPLATE', 'read_records', 'mc_item', 'record_format', 'EmptyR
            'encode_record', 'build_examples', 'pack_examples', 'SFTCollator', 'ListDataset']
 
 # %% ../nbs/06_sft_data.ipynb #0a866d44
-def _open_text(p:Path):
-    return gzip.open(p, 'rt', encoding='utf-8') if p.suffix == '.gz' else open(p, encoding='utf-8')
+def _read_text(p:Path)->str:
+    "The text of `p` (gzip-decompressed for `.gz`); a ValueError naming `p` for non-UTF-8 bytes or a broken gzip stream."
+    raw = p.read_bytes()
+    if p.suffix == '.gz':
+        try: raw = gzip.decompress(raw)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise ValueError(f'{p}: not a complete gzip file ({e}); a .gz name needs gzip-compressed content') from None
+    try: return raw.decode('utf-8-sig')   # utf-8-sig: a byte-order mark (Windows editors) is skipped, not a JSON error
+    except UnicodeDecodeError as e:
+        raise ValueError(f'{p}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}{" after decompression" if p.suffix == ".gz" else ""}); '
+                         're-encode it as UTF-8') from None
 
 def _read_json_file(p:Path)->list:
     stem = p.name[:-3] if p.name.endswith('.gz') else p.name
-    with _open_text(p) as f:
-        if stem.endswith('.jsonl'):
-            out = []
-            for i, l in enumerate(f):
-                if not l.strip(): continue
-                try: out.append(json.loads(l))
-                except json.JSONDecodeError as e: raise ValueError(f'{p}: line {i+1} is not valid JSON ({e})') from e
-            return out
-        data = json.load(f)
+    text = _read_text(p)
+    if not text.strip(): raise ValueError(f'{p}: the file is empty (no records)')
+    if stem.endswith('.jsonl'):
+        out = []
+        for i, l in enumerate(text.split('\n')):   # not splitlines(): U+2028 may sit inside a JSON string
+            if not l.strip(): continue
+            try: out.append(json.loads(l))
+            except json.JSONDecodeError as e: raise ValueError(f'{p}: line {i+1} is not valid JSON ({e})') from e
+        return out
+    try: data = json.loads(text)
+    except json.JSONDecodeError as e: raise ValueError(f'{p}: not valid JSON ({e}); a file of one record per line needs the .jsonl extension') from e
     if isinstance(data, dict):   # {"train": [...]} or {"data": [...]}
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1: raise ValueError(f'{p}: expected a JSON list of records (or a dict holding one list), got a dict with keys {list(data)[:5]}')
@@ -56,6 +67,9 @@ def read_records(source:str|Path, # path (.json/.jsonl[.gz]), save_to_disk folde
         looks_like_path = any(s.endswith(e) for e in ('.json', '.jsonl', '.json.gz', '.jsonl.gz')) or s.startswith(('.', '/', '~'))
         if p.is_file(): recs = _read_json_file(p)
         elif p.is_dir():
+            if not any((p/n).exists() for n in ('state.json', 'dataset_dict.json')):
+                raise ValueError(f'{p} is a folder but not a datasets save_to_disk folder (no state.json or dataset_dict.json); '
+                                 'give a .json/.jsonl file or a folder written by Dataset.save_to_disk')
             import datasets
             ds = datasets.load_from_disk(str(p))
             if isinstance(ds, datasets.DatasetDict):
@@ -78,20 +92,21 @@ def mc_item(r, # an MCItem, or a dict with question, choices, answer (and option
         raise ValueError(f'{where}: answer {a!r} is not an index into {len(ch)} choices')
     return MCItem(str(r.get('id') or where), r['question'], list(ch), a, context=r.get('context') or '', labels=r.get('labels'))
 
-def record_format(r)->str:
-    "'chat', 'alpaca' or 'mc' for one record; a ValueError naming the missing columns otherwise."
+def record_format(r, # a record
+                  where:str='record')->str: # how to name the record in errors
+    "'chat', 'alpaca' or 'mc' for one record; a ValueError naming the record and its missing columns otherwise."
     if hasattr(r, 'question') and hasattr(r, 'choices') and hasattr(r, 'answer'): return 'mc'
-    if not isinstance(r, dict): raise TypeError(f'a record must be a dict or an MCItem, got {type(r).__name__}')
+    if not isinstance(r, dict): raise ValueError(f'{where}: a record must be a JSON object (dict) or an MCItem, got {type(r).__name__} {r!r}'[:200])
     if 'messages' in r: return 'chat'
     if 'instruction' in r or 'output' in r:
         miss = [k for k in ('instruction', 'output') if k not in r]
-        if miss: raise ValueError(f'Alpaca record is missing column(s) {miss}; it has {sorted(r)}')
+        if miss: raise ValueError(f'{where}: Alpaca record is missing column(s) {miss}; it has {sorted(r)}')
         return 'alpaca'
     if 'question' in r or 'choices' in r:
         miss = [k for k in ('question', 'choices', 'answer') if k not in r]
-        if miss: raise ValueError(f'multiple-choice record is missing column(s) {miss}; it has {sorted(r)}')
+        if miss: raise ValueError(f'{where}: multiple-choice record is missing column(s) {miss}; it has {sorted(r)}')
         return 'mc'
-    raise ValueError(f'unrecognised record with columns {sorted(r)}: expected Alpaca (instruction, input, output), '
+    raise ValueError(f'{where}: unrecognised record with columns {sorted(r)}: expected Alpaca (instruction, input, output), '
                      f'chat (messages) or multiple choice (question, choices, answer)')
 
 # %% ../nbs/06_sft_data.ipynb #0bb5d3d9
@@ -101,9 +116,11 @@ class EmptyResponseError(ValueError):
 def to_messages(r, # an Alpaca dict, a chat dict or a multiple-choice item
                 where:str='record')->list: # how to name the record in errors
     "The chat messages of one record; the assistant turns are what the model is trained to produce."
-    fmt = record_format(r)
+    fmt = record_format(r, where)
     if fmt == 'alpaca':
         ins, inp, out = r['instruction'], r.get('input') or '', r['output']
+        for k, v in (('instruction', ins), ('input', inp), ('output', out)):
+            if v is not None and not isinstance(v, str): raise ValueError(f'{where}: {k} must be a string, got {type(v).__name__} {v!r}'[:200])
         if not isinstance(ins, str) or not ins.strip(): raise ValueError(f'{where}: empty instruction')
         if not isinstance(out, str) or not out.strip(): raise EmptyResponseError(f'{where}: empty output (response)')
         user = ins.strip() + ('\n\n' + inp.strip() if isinstance(inp, str) and inp.strip() else '')
@@ -189,7 +206,7 @@ def encode_record(r, # a record (see `to_messages`)
                   max_length:int|None=None, # truncate to this many tokens (None: no truncation)
                   where:str='record')->dict: # how to name the record in errors
     "`input_ids` and `labels` of one record; a multiple-choice record gets exactly the prompt letter scoring scores."
-    if record_format(r) == 'mc' and not use_chat(tok, template): return _mc_plain(mc_item(r, where), tok, max_length)
+    if record_format(r, where) == 'mc' and not use_chat(tok, template): return _mc_plain(mc_item(r, where), tok, max_length)
     return encode_messages(to_messages(r, where), tok, template, max_length)
 
 # %% ../nbs/06_sft_data.ipynb #349b6de2
@@ -201,6 +218,7 @@ def build_examples(records:list, # records (see `read_records`)
                    progress:bool=True)->list: # show a progress bar
     "Tokenised examples (`input_ids`, `labels`) of `records`, each truncated to `max_length`."
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2: raise ValueError(f'max_length must be an int >= 2, got {max_length!r}')
+    if not len(records): raise ValueError('no records to tokenise (the data is empty)')
     out, empty, blank = [], [], []
     for i, r in enumerate(tqdm(records, desc='tokenising', disable=not progress, mininterval=2)):
         try: e = encode_record(r, tok, template, max_length, where=f'record {i}')
@@ -215,7 +233,8 @@ def build_examples(records:list, # records (see `read_records`)
                f'(records {empty[:5]}{" ..." if len(empty) > 5 else ""})')
         if not drop_empty: raise ValueError(msg + '; raise max_length or pass drop_empty=True (--drop-empty)')
         warnings.warn(msg + '; dropped')
-    if not out: raise ValueError('no training examples left')
+    if not out: raise ValueError(f'no training examples left: of {len(records)} records, {len(blank)} have an empty response and '
+                                 f'{len(empty)} no response token within max_length={max_length}')
     return out
 
 # %% ../nbs/06_sft_data.ipynb #c2111ffc
