@@ -381,7 +381,7 @@ def test_ev_14_out_not_writable(tmp_path, tiny, loads):
     assert loads['load'] == 0
 def test_ev_15_task_file_duplicate_ids(tmp_path, tiny, loads):
     items = load_task('arc_easy_200', limit=3); f = tmp_path/'dup.jsonl'; f.write_text(items_to_jsonl(items + items[:1]))
-    _raises(lambda: _ev(tiny[0]/'A', tmp_path/'o', tasks=str(f)), ValueError, 'dup.jsonl', 'item ids are not unique', repr(items[0].id)); assert loads['load'] == 0
+    _raises(lambda: _ev(tiny[0]/'A', tmp_path/'o', tasks=str(f)), ValueError, 'dup.jsonl', 'ids must be unique', repr(items[0].id)); assert loads['load'] == 0
 def test_ev_16_empty_task_file(tmp_path, tiny, loads):
     f = tmp_path/'e.jsonl'; f.write_text('')
     _raises(lambda: _ev(tiny[0]/'A', tmp_path/'o', tasks=str(f)), ValueError, 'e.jsonl', 'has no items'); assert loads['load'] == 0
