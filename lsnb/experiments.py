@@ -17,11 +17,11 @@ from .models import find_output_head
 from .scoring import MCRecord, record_logits, rescore, get_method
 
 # %% auto #0
-__all__ = ['ENGLISH', 'MULTILINGUAL', 'ENGLISH_OF', 'StudyConfig', 'RunSpec', 'standard_runs', 'study_items', 'save_items',
-           'read_study_items', 'records_to_scores', 'scores_arrays', 'save_scores', 'load_scores', 'serving',
-           'token_stats', 'find_vocab', 'sft_rows', 'train_run', 'score_run', 'run_study', 'load_study', 'task_metrics',
-           'paired_difference', 'seed_interval', 'split_halves', 'heldout_temperature', 'language_report',
-           'seed_item_bootstrap', 'holm']
+__all__ = ['ENGLISH', 'MULTILINGUAL', 'CFT_RECIPE', 'ENGLISH_OF', 'StudyConfig', 'RunSpec', 'cft_recipe', 'standard_runs',
+           'study_items', 'save_items', 'read_study_items', 'records_to_scores', 'scores_arrays', 'save_scores',
+           'load_scores', 'serving', 'token_stats', 'find_vocab', 'sft_rows', 'mc_rows', 'train_run', 'score_run',
+           'run_study', 'load_study', 'task_metrics', 'paired_difference', 'seed_interval', 'split_halves',
+           'heldout_temperature', 'language_report', 'seed_item_bootstrap', 'holm']
 
 # %% ../nbs/07_experiments.ipynb #36cbc989
 ENGLISH = {'arc_easy': None, 'arc_challenge': None, 'openbookqa': None, 'piqa': None, 'commonsenseqa': None, 'mmlu': 2000}
@@ -52,6 +52,8 @@ class StudyConfig:
     eval_batch_size:int = 64
     token_rows:int = 64                   # held-out packed rows for token-level statistics
     data_root:str|None = None             # local data folder for the tasks (None: $LSNB_DATA)
+    start:dict|None = None                # every run starts from the base fine-tuned once by this recipe's SFT: {'alpha', 'seed', 'data_seed'} (None: the base)
+    cft:dict|None = None                  # the multiple-choice recipe of runs with objective 'cft'/'rcft' (keys of `CFT_RECIPE`; None: no such runs)
 
 @dataclass
 class RunSpec:
@@ -66,8 +68,23 @@ class RunSpec:
     tokens:bool = True              # token-level statistics on held-out SFT data
     extra_serve:tuple = ()          # further serving temperatures for the English tasks (files `scores.METHOD-TX.npz`)
     data_seed:int|None = None       # which SFT subset (None: the study's `data_seed`; the held-out records stay the study's)
+    objective:str = 'sft'           # 'sft' (the study's SFT data and recipe) or 'cft'/'rcft' (the study's `cft` recipe; `lsnb.cft`)
+    cft_lambda:float = 0.5          # rcft: weight lambda of the regulariser, (1 - lambda) L_SFT + lambda c L_cal
+    cft_reestimate:int = 0          # rcft E-step: 0 once before training, N > 0 every N steps, -1 every epoch
     @property
     def trained(self): return self.alpha is not None
+
+CFT_RECIPE = dict(train_task='commonsenseqa', split='train', # the multiple-choice training items (`lsnb.data.load_task`)
+                  limit=None,         # items per run: a random subset drawn by the run's data_seed (None: all, in the seed's order)
+                  lr=2e-5, epochs=1.0, batch_size=32, warmup=0.03, scheduler='cosine', weight_decay=0.0,
+                  max_length=512, n_bins=10, c=1e-3, estimate_batch_size=64)
+
+def cft_recipe(cfg:StudyConfig)->dict:
+    "The study's multiple-choice recipe: `CFT_RECIPE` updated by `cfg.cft`; a ValueError names an unknown key."
+    if cfg.cft is None: raise ValueError(f'study {cfg.name!r} has no cft recipe (StudyConfig.cft): its runs cannot have objective cft/rcft')
+    bad = [k for k in cfg.cft if k not in CFT_RECIPE]
+    if bad: raise ValueError(f'StudyConfig.cft: unknown key(s) {bad}; known: {list(CFT_RECIPE)}')
+    return {**CFT_RECIPE, **cfg.cft}
 
 # %% ../nbs/07_experiments.ipynb #820939de
 def standard_runs(alphas=(0.0, 0.05, 0.1, 0.2), # label smoothing values
@@ -92,7 +109,7 @@ def standard_runs(alphas=(0.0, 0.05, 0.1, 0.2), # label smoothing values
 ENGLISH_OF = {'m_arc': ('arc_challenge', 'test'), 'm_mmlu': ('mmlu', 'validation')}
 
 def study_items(cfg:StudyConfig): # the study
-    "{'english': {task: items}, 'multilingual': {task: items}} for the study's evaluation."
+    "{'english': {task: items}, 'multilingual': {task: items}} for the study's evaluation (and 'train': {task: items} of a `cft` recipe)."
     eng = {t: load_task(t, cfg.data_root, limit=n) for t, n in cfg.english.items()}
     ml = {}
     for t, n in cfg.multilingual.items():
@@ -103,7 +120,11 @@ def study_items(cfg:StudyConfig): # the study
             items += [MCItem.from_dict({**it.to_dict(), 'task': t, 'language': 'en'})
                       for it in load_task(src, cfg.data_root, split=split, limit=n)]
         ml[t] = items
-    return dict(english=eng, multilingual=ml)
+    out = dict(english=eng, multilingual=ml)
+    if cfg.cft is not None:   # the multiple-choice training items of cft/rcft runs
+        rec = cft_recipe(cfg)
+        out['train'] = {rec['train_task']: load_task(rec['train_task'], cfg.data_root, split=rec['split'])}
+    return out
 
 def save_items(path, items:dict): # a .jsonl.gz file; `study_items` output
     "Write the study's items to one gzipped JSONL file (to carry them to a machine without the data)."
@@ -120,7 +141,7 @@ def read_study_items(path): # a file written by `save_items`
     out = {'english': {}, 'multilingual': {}}
     with gzip.open(path, 'rt', encoding='utf-8') as f:
         for line in f:
-            r = json.loads(line); out[r['part']].setdefault(r['key'], []).append(MCItem.from_dict(r['item']))
+            r = json.loads(line); out.setdefault(r['part'], {}).setdefault(r['key'], []).append(MCItem.from_dict(r['item']))
     return out
 
 # %% ../nbs/07_experiments.ipynb #227fbb7a
@@ -236,26 +257,45 @@ def sft_rows(cfg:StudyConfig, tok, records:list|None=None, progress:bool=False,
     held = build_examples(pick(held_ix), tok, cfg.max_length, cfg.template, drop_empty=True, progress=False)
     return pack_examples(train, cfg.max_length), pack_examples(held, cfg.max_length)
 
+def mc_rows(cfg:StudyConfig, tok, items:list, # the study's multiple-choice training items (`study_items(cfg)['train'][task]`)
+            data_seed:int|None=None):             # which subset, in which order (None: the study's `data_seed`)
+    "The `lsnb.cft.cft_examples` of a cft/rcft run: the recipe's `limit` items drawn by `data_seed` (all of them when `limit` is None)."
+    from lsnb.cft import cft_examples
+    rec = cft_recipe(cfg)
+    if not items: raise ValueError(f"no multiple-choice training items for the study's cft recipe ({rec['train_task']}:{rec['split']})")
+    order = np.random.default_rng(cfg.data_seed if data_seed is None else data_seed).permutation(len(items))
+    n = len(items) if rec['limit'] is None else rec['limit']
+    if n > len(items): raise ValueError(f"StudyConfig.cft limit={n}: the training task has only {len(items)} items")
+    return cft_examples([items[int(i)] for i in order[:n]], tok, rec['max_length'], cfg.template)
+
 def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out: scratch folder for the Trainer
-    "Fine-tune `model` in place on `rows` with the run's loss and seed; returns the training summary."
+    "Fine-tune `model` in place on `rows` (`sft_rows`, or `mc_rows` for a cft/rcft run) with the run's loss and seed; returns the training summary."
     from lsnb.sft import LSTrainer, LossConfig, peak_memory_gb, training_arguments
     from lsnb.sft_data import SFTCollator, ListDataset
     seed_everything(spec.seed)
-    cpu = not torch.cuda.is_available()
-    targs = training_arguments(out, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
-                               lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup, weight_decay=cfg.weight_decay,
+    cpu, mc = not torch.cuda.is_available(), spec.objective != 'sft'
+    r = cft_recipe(cfg) if mc else dict(batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs, scheduler=cfg.scheduler,
+                                        warmup=cfg.warmup, weight_decay=cfg.weight_decay)
+    targs = training_arguments(out, per_device_train_batch_size=r['batch_size'], learning_rate=r['lr'], num_train_epochs=r['epochs'],
+                               lr_scheduler_type=r['scheduler'], warmup_steps=r['warmup'], weight_decay=r['weight_decay'],
                                bf16=cfg.bf16 and not cpu, seed=spec.seed, data_seed=spec.seed, logging_steps=10, save_strategy='no',
                                disable_tqdm=True)
-    tr = LSTrainer(model=model, args=targs, train_dataset=ListDataset(rows), data_collator=SFTCollator(tok.pad_token_id),
-                   loss_config=LossConfig(spec.alpha, spec.temperature, spec.softcap), fused=True)
+    kw = dict(model=model, args=targs, train_dataset=ListDataset(rows), loss_config=LossConfig(spec.alpha, spec.temperature, spec.softcap), fused=True)
+    if mc:
+        from lsnb.cft import CFTTrainer, CFTCollator, CFTConfig
+        tr = CFTTrainer(**kw, data_collator=CFTCollator(tok.pad_token_id), estimate_batch_size=r['estimate_batch_size'],
+                        cft=CFTConfig(spec.objective, spec.cft_lambda, r['c'], r['n_bins'], spec.cft_reestimate))
+    else: tr = LSTrainer(**kw, data_collator=SFTCollator(tok.pad_token_id))
     t0 = time.time(); res = tr.train(); tr.fused_head.remove()
     logs = [l for l in tr.state.log_history if 'loss' in l]
     model.eval()
-    return dict(steps=res.global_step, train_s=round(time.time() - t0, 2), loss_first=logs[0]['loss'] if logs else None,
-                loss_last=logs[-1]['loss'] if logs else None, losses=[(l['step'], l['loss']) for l in logs],
-                tokens=tr.tokens_seen, target_tokens=tr.target_tokens_seen,
-                tokens_per_s=round(tr.tokens_seen / max(res.metrics['train_runtime'], 1e-9), 1),
-                peak_mem_gb=round(peak_memory_gb(targs.device), 3))
+    summary = dict(steps=res.global_step, train_s=round(time.time() - t0, 2), loss_first=logs[0]['loss'] if logs else None,
+                   loss_last=logs[-1]['loss'] if logs else None, losses=[(l['step'], l['loss']) for l in logs],
+                   tokens=tr.tokens_seen, target_tokens=tr.target_tokens_seen,
+                   tokens_per_s=round(tr.tokens_seen / max(res.metrics['train_runtime'], 1e-9), 1),
+                   peak_mem_gb=round(peak_memory_gb(targs.device), 3))
+    if mc: summary['cft_history'] = tr.cft_history   # each E-step: the training-set accuracy and ECE, the bins it froze
+    return summary
 
 # %% ../nbs/07_experiments.ipynb #6d3db474
 def score_run(model, tok, items:dict, cfg:StudyConfig, spec:RunSpec, progress:bool=False):
@@ -304,17 +344,45 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
     _claim_study(out, cfg, runs)
     todo = [r for r in runs if not (out/'runs'/r.name/'run.json').exists()]
     if not todo: return done
+    for spec in todo:
+        if spec.objective not in ('sft', 'cft', 'rcft'): raise ValueError(f"run {spec.name!r}: objective must be 'sft', 'cft' or 'rcft', got {spec.objective!r}")
+        if spec.objective != 'sft':
+            cft_recipe(cfg)   # the study has a recipe for it
+            if spec.tokens: raise ValueError(f'run {spec.name!r}: token statistics are over held-out SFT text; set tokens=False for a {spec.objective} run')
     items = items if items is not None else study_items(cfg)
-    tok, cache = None, {}
+    if any(s.objective != 'sft' and s.trained for s in todo):
+        task = cft_recipe(cfg)['train_task']
+        if not items.get('train', {}).get(task): raise ValueError(f"the items hold no 'train' items of {task!r} for the cft/rcft runs (see study_items)")
+    tok, cache, start = None, {}, {}
     def rows_for(spec):
         seed = cfg.data_seed if spec.data_seed is None else spec.data_seed
-        if callable(rows): r = rows(seed)
-        elif rows is not None:
-            if seed != cfg.data_seed: raise ValueError(f'run {spec.name!r} wants SFT subset {seed}: pass rows as a callable data_seed -> rows')
-            r = rows
-        else: r = cache.get(seed) or sft_rows(cfg, tok, data_seed=seed)
-        cache.clear(); cache[seed] = r   # one subset in memory at a time
+        if spec.objective != 'sft':
+            key = ('mc', seed)
+            r = cache.get(key) or (mc_rows(cfg, tok, items['train'][cft_recipe(cfg)['train_task']], seed), None)
+        else:
+            key = ('sft', seed)
+            if callable(rows): r = rows(seed)
+            elif rows is not None:
+                if seed != cfg.data_seed: raise ValueError(f'run {spec.name!r} wants SFT subset {seed}: pass rows as a callable data_seed -> rows')
+                r = rows
+            else: r = cache.get(key) or sft_rows(cfg, tok, data_seed=seed)
+        cache.clear(); cache[key] = r   # one subset in memory at a time
         return r
+    def load_start():
+        "The run's starting weights: the base, or the base after the study's `start` SFT (trained once here, then copied)."
+        model, t = load_base()
+        if cfg.start is None: return model, t
+        nonlocal tok
+        tok = t
+        if not start:
+            bad = [k for k in cfg.start if k not in ('alpha', 'seed', 'data_seed')]
+            if bad: raise ValueError(f"StudyConfig.start: unknown key(s) {bad}; known: ['alpha', 'seed', 'data_seed']")
+            s0 = RunSpec('start', float(cfg.start.get('alpha', 0.0)), int(cfg.start.get('seed', 0)), data_seed=cfg.start.get('data_seed'))
+            start['train'] = train_run(model, t, rows_for(s0)[0], s0, cfg, out/'_trainer')
+            start['state'] = {k: v.detach().to('cpu', copy=True) for k, v in model.state_dict().items()}
+            print(f"[run_study] start model: SFT at alpha {s0.alpha:g}, seed {s0.seed}: {start['train']['train_s']:.0f} s", flush=True)
+        else: model.load_state_dict(start['state'])
+        return model.eval(), t
     for spec in todo:
         key = (spec.trained, spec.multilingual)
         guess = est.get(key, max(est.values(), default=0))
@@ -322,8 +390,8 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
             print(f'[run_study] budget: stopping before {spec.name} (about {guess:.0f} s; {budget_s - (time.time() - t_start):.0f} s left)')
             break
         t0 = time.time()
-        model, tok = load_base()
-        r = rows_for(spec)
+        model, tok = load_start()
+        r = rows_for(spec) if spec.trained or spec.tokens else None
         t_load = time.time() - t0
         train = train_run(model, tok, r[0], spec, cfg, out/'_trainer') if spec.trained else None
         t1 = time.time()
@@ -338,7 +406,8 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
                              softcap=spec.softcap if spec.trained else None)) if spec.tokens else None
         t3 = time.time()
         info = run_info(next(model.parameters()).device, **(extra_info or {}))
-        atomic_write_json(d/'run.json', dict(spec=asdict(spec), train=train, tokens=tokens,
+        extra = dict(start=start['train']) if start else {}
+        atomic_write_json(d/'run.json', dict(spec=asdict(spec), train=train, tokens=tokens, **extra,
                                              timings=dict(load_s=round(t_load, 2), score_s=round(t2 - t1, 2), tokens_s=round(t3 - t2, 2),
                                                           total_s=round(t3 - t0, 2)), run_info=info))
         est[key] = t3 - t0; done.append(spec.name)
@@ -410,17 +479,19 @@ def language_report(s:dict, n_bins:int=15, n_boot:int=0, temperature:float=1.0):
                           metrics=('accuracy', 'mean_confidence', 'ece', 'overconfidence'))
 
 # %% ../nbs/07_experiments.ipynb #bbc74662
-def seed_item_bootstrap(runs_a:list, # per seed: one task's scores (`records_to_scores`/`load_scores`) of arm A
+def seed_item_bootstrap(runs_a:list|None, # per seed: one task's scores (`records_to_scores`/`load_scores`) of arm A; None: metric(B) itself
                         runs_b:list, # the same seeds, same items, of arm B (paired with `runs_a` by position)
                         metric:str='ece',   # a metric of `lsnb.calibration.METRICS`
                         n_boot:int=2000, ci:float=0.95, seed:int=0, n_bins:int=15):
-    "Two-level paired bootstrap of mean over seeds of metric(B) - metric(A): seeds and items resampled; {'delta', 'lo', 'hi', 'p', 'per_seed'}."
+    "Two-level paired bootstrap of mean over seeds of metric(B) - metric(A) (or of metric(B) when `runs_a` is None): seeds and items resampled; {'delta', 'lo', 'hi', 'p', 'per_seed'}."
     from lsnb.calibration import _boot_registry, _check_boot, _registry_arrays, _evaluate, _bin_kw
     _check_boot(n_boot, ci)
     if metric not in METRICS: raise ValueError(f'metric: unknown {metric!r}; registered: {list(METRICS)}')
-    if len(runs_a) != len(runs_b) or not runs_a: raise ValueError(f'runs_a and runs_b must pair the same seeds: got {len(runs_a)} and {len(runs_b)} runs')
-    ids = runs_a[0]['ids']
-    for s in list(runs_a) + list(runs_b):
+    level = runs_a is None
+    if level: runs_a = [None] * len(runs_b)
+    if len(runs_a) != len(runs_b) or not runs_b: raise ValueError(f'runs_a and runs_b must pair the same seeds: got {len(runs_a)} and {len(runs_b)} runs')
+    ids = runs_b[0]['ids']
+    for s in [r for r in runs_a if r is not None] + list(runs_b):
         if not np.array_equal(s['ids'], ids): raise ValueError('every run must score the same items in the same order')
     kw = _bin_kw(n_bins, 'width', 'left')
     def arrays(s):
@@ -428,16 +499,17 @@ def seed_item_bootstrap(runs_a:list, # per seed: one task's scores (`records_to_
         return _registry_arrays([metric], (p, y)) if METRICS[metric].level == 'probs' else (c, a, None, None)
     est, reps = [], []
     for sa, sb in zip(runs_a, runs_b):
-        A, B = arrays(sa), arrays(sb)
-        est.append(_evaluate([metric], *B, **kw)[metric] - _evaluate([metric], *A, **kw)[metric])
-        reps.append(_boot_registry([metric], *B, n_boot=n_boot, seed=seed, **kw)[metric]    # the same item draws for every model
-                    - _boot_registry([metric], *A, n_boot=n_boot, seed=seed, **kw)[metric])
+        B = arrays(sb)
+        ea = 0.0 if level else _evaluate([metric], *arrays(sa), **kw)[metric]
+        ra = 0.0 if level else _boot_registry([metric], *arrays(sa), n_boot=n_boot, seed=seed, **kw)[metric]
+        est.append(_evaluate([metric], *B, **kw)[metric] - ea)
+        reps.append(_boot_registry([metric], *B, n_boot=n_boot, seed=seed, **kw)[metric] - ra)   # the same item draws for every model
     D = np.stack(reps, 1)                                                   # (B, S): per replicate, per seed
     pick = np.random.default_rng([seed, 1]).integers(0, len(est), (n_boot, len(est)))   # the seed draws
     r = np.take_along_axis(D, pick, 1).mean(1)
     lo, hi = np.percentile(r, [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100])
-    p = max(1 / n_boot, min(1.0, 2 * min((r <= 0).mean(), (r >= 0).mean())))
-    return dict(delta=float(np.mean(est)), lo=float(lo), hi=float(hi), p=float(p), per_seed=[float(x) for x in est], n_boot=n_boot)
+    p = None if level else max(1 / n_boot, min(1.0, 2 * min((r <= 0).mean(), (r >= 0).mean())))
+    return dict(delta=float(np.mean(est)), lo=float(lo), hi=float(hi), p=None if p is None else float(p), per_seed=[float(x) for x in est], n_boot=n_boot)
 
 def holm(pvalues:dict)->dict: # name -> p-value
     "Holm's step-down adjustment of a family of p-values (name -> adjusted p), controlling the family-wise error rate."
