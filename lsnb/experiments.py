@@ -71,6 +71,8 @@ class RunSpec:
     objective:str = 'sft'           # 'sft' (the study's SFT data and recipe) or 'cft'/'rcft' (the study's `cft` recipe; `lsnb.cft`)
     cft_lambda:float = 0.5          # rcft: weight lambda of the regulariser, (1 - lambda) L_SFT + lambda c L_cal
     cft_reestimate:int = 0          # rcft E-step: 0 once before training, N > 0 every N steps, -1 every epoch
+    vocab_size:int|None = None      # |V′| of the softmax in training and scoring (None: all of V; `lsnb.vocab`, the study's sub-vocabularies)
+    rank:int|None = None            # rank r of a bottleneck h -> W A B h behind the output head (None: none; `lsnb.vocab`)
     @property
     def trained(self): return self.alpha is not None
 
@@ -280,6 +282,8 @@ def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out:
                                lr_scheduler_type=r['scheduler'], warmup_steps=r['warmup'], weight_decay=r['weight_decay'],
                                bf16=cfg.bf16 and not cpu, seed=spec.seed, data_seed=spec.seed, logging_steps=10, save_strategy='no',
                                disable_tqdm=True)
+    from lsnb.vocab import vocab_rows
+    rows, vocab = vocab_rows(model, rows)   # a restricted head (`lsnb.vocab.vocab_head`): labels -> local V′ ids, targets outside V′ dropped and counted
     kw = dict(model=model, args=targs, train_dataset=ListDataset(rows), loss_config=LossConfig(spec.alpha, spec.temperature, spec.softcap), fused=True)
     if mc:
         from lsnb.cft import CFTTrainer, CFTCollator, CFTConfig
@@ -294,6 +298,7 @@ def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out:
                    tokens=tr.tokens_seen, target_tokens=tr.target_tokens_seen,
                    tokens_per_s=round(tr.tokens_seen / max(res.metrics['train_runtime'], 1e-9), 1),
                    peak_mem_gb=round(peak_memory_gb(targs.device), 3))
+    if vocab: summary['vocab'] = vocab
     if mc: summary['cft_history'] = tr.cft_history   # each E-step: the training-set accuracy and ECE, the bins it froze
     return summary
 
@@ -337,14 +342,18 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
               items:dict|None=None,         # `study_items(cfg)` (computed if None)
               rows=None,                    # (training rows, held-out rows), or a callable data_seed -> them (None: `sft_rows`)
               budget_s:float|None=None,     # stop before a run that would not finish within this many seconds
-              progress:bool=True, extra_info:dict|None=None):
+              progress:bool=True, extra_info:dict|None=None,
+              subvocabs:dict|None=None):    # {|V′|: SubVocab} for runs with a vocab_size (`lsnb.vocab.load_subvocabs`)
     "Train and score each run not yet done; returns the names of the runs done in this call."
     out = Path(out); (out/'runs').mkdir(parents=True, exist_ok=True)
     t_start, done, est = time.time(), [], {}
     _claim_study(out, cfg, runs)
     todo = [r for r in runs if not (out/'runs'/r.name/'run.json').exists()]
     if not todo: return done
+    from lsnb.vocab import check_vocab_spec, vocab_head_for, mask_rows
     for spec in todo:
+        check_vocab_spec(spec.vocab_size, spec.rank, subvocabs, f'run {spec.name!r}')
+        if spec.objective != 'sft' and (spec.vocab_size or spec.rank): raise ValueError(f'run {spec.name!r}: vocab_size/rank are for sft runs, not {spec.objective}')
         if spec.objective not in ('sft', 'cft', 'rcft'): raise ValueError(f"run {spec.name!r}: objective must be 'sft', 'cft' or 'rcft', got {spec.objective!r}")
         if spec.objective != 'sft':
             cft_recipe(cfg)   # the study has a recipe for it
@@ -391,6 +400,7 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
             break
         t0 = time.time()
         model, tok = load_start()
+        vocab_head_for(model, spec.vocab_size, spec.rank, subvocabs, f'run {spec.name!r}')   # None, and the model untouched, for a plain run
         r = rows_for(spec) if spec.trained or spec.tokens else None
         t_load = time.time() - t0
         train = train_run(model, tok, r[0], spec, cfg, out/'_trainer') if spec.trained else None
@@ -402,7 +412,9 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
             scores.update({f'{k}-T{T:g}': v for k, v in more.items()})
         for k, s in scores.items(): save_scores(d/f'scores.{k}.npz', s)
         t2 = time.time()
-        tokens = token_stats(model, r[1][:cfg.token_rows], serve=dict(temperature=spec.serve_temperature,
+        held = r[1][:cfg.token_rows] if spec.tokens else None
+        if held is not None and subvocabs: held = mask_rows(held, subvocabs[min(subvocabs)])   # every cell on the targets of the smallest V′
+        tokens = token_stats(model, held, serve=dict(temperature=spec.serve_temperature,
                              softcap=spec.softcap if spec.trained else None)) if spec.tokens else None
         t3 = time.time()
         info = run_info(next(model.parameters()).device, **(extra_info or {}))

@@ -19,7 +19,7 @@ __all__ = ['REDUCTIONS', 'IMPLS', 'KernelOptions', 'resolve_impl', 'linear_cross
 
 # %% ../nbs/03_kernel.ipynb #0cf4df89
 REDUCTIONS = ('mean', 'sum', 'none')
-IMPLS = ('auto', 'triton', 'torch', 'cce')
+IMPLS = ('auto', 'triton', 'torch', 'cce', 'fused')   # 'fused': lsnb.kernel_fused (tiles of logits in registers)
 
 def _number(v): return not isinstance(v, bool) and isinstance(v, numbers.Real)   # Python and NumPy numbers, not bools or tensors
 def _integer(v): return not isinstance(v, bool) and isinstance(v, numbers.Integral)
@@ -33,7 +33,7 @@ class KernelOptions:
     softcap:float|None=None     # Gemma-2 cap, y = softcap * tanh(z / softcap)
     z_loss:float=0.0            # adds z_loss * lse(y)^2 per kept token
     temperature:float=1.0       # logits are divided by it before softcap and CE
-    impl:str='auto'             # 'triton', 'torch', 'auto' or 'cce' (CCE + smoothing on top)
+    impl:str='auto'             # 'triton', 'torch', 'auto', 'cce' (CCE + smoothing on top) or 'fused' (lsnb.kernel_fused)
     chunk_size:int|None=None    # tokens per chunk (None: ~1 GiB of logits on a GPU)
     check_target:bool=True      # check the target range and the bias values (one host sync); off: a bad target gives a NaN row
 
@@ -348,7 +348,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return dx, dw, db, None, None
 
 # %% ../nbs/03_kernel.ipynb #f225bb55
-def resolve_impl(impl:str,             # 'auto', 'triton' or 'torch'
+def resolve_impl(impl:str,             # 'auto', 'triton', 'torch', 'cce' or 'fused'
                  device:torch.device): # device of the tensors
     "The implementation that runs: `'auto'` is Triton on CUDA (or on the CPU under `TRITON_INTERPRET=1`), PyTorch otherwise."
     if impl == 'auto': return 'triton' if HAS_TRITON and (device.type == 'cuda' or INTERPRETED) else 'torch'
@@ -356,10 +356,10 @@ def resolve_impl(impl:str,             # 'auto', 'triton' or 'torch'
         if device.type != 'cuda': raise ValueError(f"impl='cce' needs CUDA tensors, got {device}")
         try: import cut_cross_entropy
         except ImportError: raise ValueError("impl='cce' needs the cut-cross-entropy package") from None
-    if impl == 'triton':
-        if not HAS_TRITON: raise ValueError("impl='triton' needs the triton package")
+    if impl in ('triton', 'fused'):
+        if not HAS_TRITON: raise ValueError(f"impl={impl!r} needs the triton package")
         if device.type != 'cuda' and not INTERPRETED:
-            raise ValueError(f"impl='triton' needs CUDA tensors (got {device}) or TRITON_INTERPRET=1 set before importing lsnb.kernel")
+            raise ValueError(f"impl={impl!r} needs CUDA tensors (got {device}) or TRITON_INTERPRET=1 set before importing lsnb.kernel")
     return impl
 
 # %% ../nbs/03_kernel.ipynb #70abebc0
@@ -374,7 +374,7 @@ def linear_cross_entropy(input:torch.Tensor,   # hidden states (..., d)
                          softcap:float|None=None,      # Gemma-2 cap, y = softcap * tanh(z / softcap)
                          z_loss:float=0.0,             # adds z_loss * lse(y)^2 per kept token
                          temperature:float=1.0,        # logits are divided by it before softcap and CE
-                         impl:str='auto',              # 'triton', 'torch', 'auto' or 'cce' (CCE + smoothing on top)
+                         impl:str='auto',              # 'triton', 'torch', 'auto', 'cce' (CCE + smoothing on top) or 'fused' (lsnb.kernel_fused)
                          chunk_size:int|None=None,     # tokens per chunk (None: ~1 GiB of logits on a GPU)
                          check_target:bool=True,       # check targets and bias (one host sync); False: a bad target gives a NaN row
                         )->torch.Tensor: # fp32 scalar, or shape `target.shape` for 'none'
@@ -387,6 +387,9 @@ def _linear_cross_entropy(input, weight, target, bias, opts:KernelOptions):
     "The body of `linear_cross_entropy`, given its checked options."
     _check_args(input, weight, target, bias, opts)
     opts = replace(opts, impl=resolve_impl(opts.impl, input.device))
+    if opts.impl == 'fused':   # the fused tile kernel handles ignored targets itself (chunk_size does not apply)
+        from lsnb.kernel_fused import _fused_from_opts
+        return _fused_from_opts(input, weight, target, bias, opts)
     V, d = weight.shape
     x, t = input.reshape(-1, d), target.reshape(-1)
     if opts.check_target or opts.impl == 'cce': _check_target(t, V, opts.ignore_index, bias)   # CCE cannot take a bad target

@@ -16,11 +16,11 @@ from .cli import CommandError
 from .sft_data import read_records, build_examples, pack_examples, SFTCollator, ListDataset
 
 # %% auto #0
-__all__ = ['IMPL_CHOICES', 'RUN_KEYS', 'ARG_GROUPS', 'CHECKPOINT_MARKER', 'RUN_STATE', 'LossConfig', 'head_loss', 'FusedHead',
-           'TrainingDiverged', 'LSTrainer', 'peak_memory_gb', 'training_arguments', 'SFTConfig', 'add_args',
-           'check_args', 'resolve_data', 'mark_complete', 'checkpoint_problem', 'scan_checkpoints',
+__all__ = ['CHECKPOINT_MARKER', 'RUN_STATE', 'LossConfig', 'head_loss', 'FusedHead', 'TrainingDiverged', 'LSTrainer',
+           'peak_memory_gb', 'training_arguments', 'mark_complete', 'checkpoint_problem', 'scan_checkpoints',
            'last_complete_checkpoint', 'rotate_checkpoints', 'truncate_log', 'Start', 'prepare_out', 'RunFilesCallback',
-           'StopAtCallback', 'EvalCallback', 'check_runtime', 'save_final', 'run', 'main']
+           'StopAtCallback', 'EvalCallback', 'check_runtime', 'check_launch', 'save_final', 'run', 'main',
+           'IMPL_CHOICES', 'RUN_KEYS', 'ARG_GROUPS', 'SFTConfig', 'add_args', 'check_args', 'resolve_data']
 
 # %% ../nbs/06a_sft.ipynb #d4f46fcb
 @dataclass
@@ -52,6 +52,15 @@ def _lce():
     from lsnb.kernel import linear_cross_entropy
     return linear_cross_entropy
 
+def _check_whole_weight(w):
+    "A DTensor head weight (a shard of FSDP2 or tensor parallelism) is refused: the kernel needs the whole (V, d) matrix."
+    dt = sys.modules.get('torch.distributed.tensor')   # not imported: no DTensor can exist
+    if dt is not None and isinstance(w, dt.DTensor):
+        raise ValueError(f'the output head weight is a DTensor {tuple(w.placements)} over {w.device_mesh.size()} ranks when the head runs, but the fused loss needs '
+                         'the whole (V, d) matrix: under FSDP2 let the head run inside a fully_shard unit that owns its weight (fully_shard(model) on the root, '
+                         'or fully_shard(model.lm_head); tied: fully_shard([model.model.embed_tokens, model.lm_head])); a vocabulary-parallel head '
+                         'needs lsnb.kernel_parallel.linear_cross_entropy_vp on weight.to_local()')
+
 def head_loss(hidden:torch.Tensor, # (B, T, d) what the head receives
               labels:torch.Tensor, # (B, T) token ids, -100 where no loss (unshifted)
               head:OutputHead,     # from `find_output_head`
@@ -62,6 +71,7 @@ def head_loss(hidden:torch.Tensor, # (B, T, d) what the head receives
     keep = y != -100
     h, y = hidden[:, :-1][keep], y[keep]
     w, b = head.weight, head.bias
+    _check_whole_weight(w)
     if head.scale != 1.0:
         h = h * head.scale
         if b is not None: b = b * head.scale
@@ -78,7 +88,7 @@ def head_loss(hidden:torch.Tensor, # (B, T, d) what the head receives
 class FusedHead:
     "Patches `model`'s output head so that, while `armed(labels)` is active, its forward computes the loss instead of logits."
     def __init__(self, model:nn.Module, cfg:LossConfig):
-        self.head, self.cfg = find_output_head(model), cfg
+        self.head, self.cfg, self.model = find_output_head(model), cfg, model
         _kernel_softcap(self.head, cfg)   # fail early on an impossible softcap
         mod = self.head.module
         if getattr(mod, '_lsnb_fused', None) is not None: raise ValueError('this model already has a fused head installed')
@@ -87,11 +97,29 @@ class FusedHead:
         def forward(m, x, *args, **kwargs):
             if self._labels is None: return self._orig(x, *args, **kwargs)
             labels, self._labels = self._labels, None
-            self.result = head_loss(x, labels, self.head, self.cfg)
+            self._check_tied()
+            s, n = head_loss(x, labels, self.head, self.cfg)
             # empty "logits", but connected to the loss: DDP's search for unused parameters walks the graph from
             # the forward's outputs and would otherwise mark every parameter unused (then "ready twice" in backward)
-            return (self.result[0] * 0).to(x.dtype).expand(*x.shape[:-1], 0)
+            # (a copy, not a view: FSDP2 warns that in-place ops on a unit's view output would skip its backward hook)
+            out = (s * 0).to(x.dtype).expand(*x.shape[:-1], 0).clone()
+            # and the loss passes through them (+ 0): its backward then reaches these outputs before the kernel's, so the
+            # pre-backward hook that FSDP2 puts on a unit's outputs gathers the head's weight again before a kernel that
+            # kept it for its backward reads it (a head that is its own unit is resharded right after its forward)
+            self.result = (s + out.sum(), n)
+            return out
         mod.forward, mod._lsnb_fused = types.MethodType(forward, mod), self
+
+    def _check_tied(self):
+        "A tied model whose head and input embedding no longer share their weight because FSDP2 sharded only one of them: an error, not a silently untied model."
+        emb, cfg = self.model.get_input_embeddings(), self.model.config
+        cfg = cfg.get_text_config() if hasattr(cfg, 'get_text_config') else cfg
+        if not getattr(cfg, 'tie_word_embeddings', False) or emb is None or emb.weight is self.head.weight: return
+        fsdp = getattr(sys.modules.get('torch.distributed.fsdp'), 'FSDPModule', None)
+        if fsdp is not None and any(isinstance(m, fsdp) for m in self.model.modules()):
+            raise ValueError('the model ties its output head to its input embedding, but under FSDP2 they no longer share one weight: a fully_shard unit '
+                             'holds one of them and not the other; apply fully_shard to the root model too (fully_shard(model)), or shard both '
+                             'in one unit: fully_shard([model.model.embed_tokens, model.lm_head])')
 
     @contextlib.contextmanager
     def armed(self, labels:torch.Tensor): # (B, T) labels of the next forward
@@ -264,152 +292,9 @@ def training_arguments(out:str|Path, # the Trainer's output folder
     return TrainingArguments(**{**kw, **overrides})
 
 # %% ../nbs/06a_sft.ipynb #0c970b5a
-def _opt(default, help:str='', choices=None, resume:bool=True):
-    "A config field with its help, choices, and whether `--resume` requires it unchanged."
-    md = dict(help=help, resume=resume, **({'choices': choices} if choices else {}))
-    return field(default=default, metadata=md)
-
-_RANGES = {  # float option -> (low, high or None, low allowed): every float option must also be finite
-    'label_smoothing': (0, 1, True), 'temperature': (0, None, False), 'softcap': (0, None, False), 'z_loss': (0, None, True),
-    'lr': (0, None, False), 'epochs': (0, None, False), 'warmup': (0, None, True), 'weight_decay': (0, None, True), 'max_grad_norm': (0, None, True)}
-IMPL_CHOICES = ('auto', 'triton', 'torch', 'cce')   # lsnb.kernel.IMPLS (not imported here: the kernel imports Triton)
-
-def _opt_name(k:str)->str: return '--' + k.replace('_', '-')
-
-def _check_options(cfg):
-    "Every number of `cfg` of the right type, finite and in its range, every choice known: a ValueError naming the option."
-    for f in fields(cfg):
-        v, t = getattr(cfg, f.name), str(f.type).replace(' ', '')
-        if t in ('float', 'float|None', 'int', 'int|None') and not (v is None and t.endswith('None')):
-            integer = t.startswith('int')
-            if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)):
-                raise ValueError(f'{_opt_name(f.name)} must be {"an integer" if integer else "a number"}, got {v!r}')
-            if not math.isfinite(v): raise ValueError(f'{_opt_name(f.name)} must be a finite number, got {v}')
-        if f.name in _RANGES and v is not None:
-            lo, hi, lo_ok = _RANGES[f.name]
-            if v < lo or (v == lo and not lo_ok) or (hi is not None and v > hi):
-                raise ValueError(f'{_opt_name(f.name)} must be in {"[" if lo_ok else "("}{lo}, {hi if hi is not None else "inf"}{"]" if hi is not None else ")"}, got {v}')
-    if cfg.warmup >= 1 and cfg.warmup != int(cfg.warmup):
-        raise ValueError(f'--warmup {cfg.warmup}: a value >= 1 is a number of steps and must be whole (below 1 it is a fraction of the steps)')
-    for k in ('limit', 'stop_at'):
-        if getattr(cfg, k) is not None and getattr(cfg, k) < 1: raise ValueError(f'{_opt_name(k)} must be >= 1 (or left unset), got {getattr(cfg, k)}')
-    if cfg.max_length < 2: raise ValueError(f'--max-length must be >= 2 (a prompt token and a response token), got {cfg.max_length}')
-    if cfg.eval_limit < 1: raise ValueError(f'--eval-limit must be >= 1, got {cfg.eval_limit}')
-    if not 0 <= cfg.seed < 2**32: raise ValueError(f'--seed must be in [0, 2**32 - 1] (numpy seeds the data order with it), got {cfg.seed}')
-    if cfg.impl not in IMPL_CHOICES: raise ValueError(f'--impl must be one of {", ".join(IMPL_CHOICES)}, got {cfg.impl!r}')
-    from transformers.trainer_utils import SchedulerType
-    if cfg.scheduler not in [s.value for s in SchedulerType]:
-        raise ValueError(f'--scheduler must be one of {", ".join(s.value for s in SchedulerType)}, got {cfg.scheduler!r}')
-
-@dataclass
-class SFTConfig:
-    "Everything one `lsnb sft` run is: model, data, loss, optimisation and run settings (the command line is derived from it)."
-    model:str|None = _opt(None, 'model folder or Hub id (with --gguf-file: the folder holding it); neither: SmolLM2-135M-Instruct, as lsnb eval')
-    data:str = _opt(None, '.json/.jsonl[.gz] file, save_to_disk folder, task:NAME[:SPLIT] or a datasets id')
-    out:str = _opt(None, 'output folder (config, logs, checkpoints, final model)', resume=False)
-    gguf_file:str|None = _opt(None, 'a GGUF file (name in --model or a path); converted once and cached')
-    dtype:str = _opt('float32', 'weight dtype (float32 + --bf16 is mixed precision)', ('float32', 'bfloat16'))
-    bf16:bool = _opt(False, 'bf16 autocast (mixed precision) through the Trainer')
-    data_split:str = _opt('train', 'split of a datasets source, or of a task:NAME source without its own split')
-    allow_eval_split:bool = _opt(False, "allow task:NAME data on the split lsnb eval scores that task on (test items leak into training)")
-    limit:int|None = _opt(None, 'use the first N records')
-    template:str = _opt('auto', 'chat template or the plain template', ('auto', 'chat', 'plain'))
-    max_length:int = _opt(512, 'truncate examples to this many tokens')
-    drop_empty:bool = _opt(False, 'drop examples with no response token after truncation (default: error)')
-    packing:bool = _opt(False, 'pack examples into rows of --max-length (no cross-attention)')
-    label_smoothing:float = _opt(0.0, 'alpha in [0, 1]')
-    temperature:float = _opt(1.0, 'training-time temperature T (logits / T)')
-    softcap:float|None = _opt(None, 'logit softcap c (c tanh(z / c)); not with models that have one')
-    z_loss:float = _opt(0.0, 'weight of lse(z)^2 per token')
-    loss:str = _opt('fused', "'default': transformers' own loss (baseline; alpha only)", ('fused', 'default'))
-    impl:str = _opt('auto', 'lsnb.kernel implementation: auto, triton or torch', resume=False)
-    objective:str = _opt('sft', "'sft': every response token; 'cft': multiple-choice SFT on the answer letter only; 'rcft': cft + the EM-style ECE regulariser (lsnb.cft)", ('sft', 'cft', 'rcft'))
-    cft_lambda:float = _opt(0.5, 'rcft: lambda in (1 - lambda) L_SFT + lambda c L_cal')
-    cft_c:float = _opt(1e-3, 'rcft: scale c of the ECE regulariser')
-    cft_bins:int = _opt(10, 'rcft: equal-width confidence bins of the E-step')
-    cft_reestimate:str = _opt('0', 'rcft: E-step 0 = once before training, N = every N optimizer steps, epoch (or -1) = every epoch')
-    lr:float = _opt(2e-5, 'peak learning rate')
-    epochs:float = _opt(1.0, 'epochs (ignored if --max-steps is set)')
-    max_steps:int = _opt(-1, 'optimizer steps (overrides --epochs)')
-    batch_size:int = _opt(8, 'examples (or packed rows) per device per micro-batch')
-    grad_accum:int = _opt(1, 'gradient accumulation steps')
-    warmup:float = _opt(0.0, 'warm-up: steps if >= 1, else a fraction of the steps')
-    scheduler:str = _opt('linear', 'transformers lr scheduler type (linear, cosine, constant, ...)')
-    weight_decay:float = _opt(0.0, 'AdamW weight decay')
-    max_grad_norm:float = _opt(1.0, 'gradient clipping norm')
-    gradient_checkpointing:bool = _opt(False, 'recompute activations in the backward pass', resume=False)
-    seed:int = _opt(0, 'seed of the data order, the initialisation of new weights and dropout')
-    logging_steps:int = _opt(10, 'log every k steps', resume=False)
-    save_steps:int = _opt(500, 'checkpoint every k steps', resume=False)
-    save_total_limit:int = _opt(1, 'checkpoints to keep while training (the last one is what --resume needs)', resume=False)
-    keep_checkpoints:bool = _opt(False, 'keep the checkpoint-N folders after a finished run (default: deleted once final/ is written)', resume=False)
-    no_save_final:bool = _opt(False, 'do not write final/ (model + tokenizer)', resume=False)
-    resume:bool = _opt(False, 'continue from the last checkpoint in --out', resume=False)
-    overwrite:bool = _opt(False, 'delete an earlier run in --out first', resume=False)
-    stop_at:int|None = _opt(None, 'stop (with a checkpoint) after this step, as if interrupted', resume=False)
-    eval_task:str|None = _opt(None, 'held-out multiple-choice task (lsnb.data) for calibration during training', resume=False)
-    eval_every:int = _opt(0, 'evaluate every k steps (0: only at the end, if --eval-task)', resume=False)
-    eval_limit:int = _opt(200, 'items of --eval-task to use', resume=False)
-    eval_split:str|None = _opt(None, 'split of --eval-task (default: its evaluation split)', resume=False)
-
-    def __post_init__(self):
-        for k in ('data', 'out'):
-            if not getattr(self, k): raise ValueError(f'--{k} is required')
-        _check_options(self)   # every number finite and in range, every choice known
-        self.loss_config()   # alpha, T, softcap, z-loss
-        self.cft_config()    # --objective and its --cft-* options (lsnb.cft.check_objective)
-        if self.loss == 'default' and (self.temperature != 1 or self.softcap is not None or self.z_loss):
-            raise ValueError('--loss default supports --label-smoothing only (no --temperature, --softcap, --z-loss)')
-        for k in ['batch_size', 'grad_accum', 'max_length', 'logging_steps', 'save_steps']:
-            if getattr(self, k) < 1: raise ValueError(f'--{k.replace("_", "-")} must be >= 1, got {getattr(self, k)}')
-        if self.max_steps == 0 or self.max_steps < -1: raise ValueError(f'--max-steps must be positive (or -1 for --epochs), got {self.max_steps}')
-        if self.resume and self.overwrite: raise ValueError('--resume and --overwrite contradict each other')
-        if self.eval_every < 0: raise ValueError('--eval-every must be >= 0')
-        if self.eval_every and not self.eval_task: raise ValueError('--eval-every needs --eval-task')
-        if self.save_total_limit < 1: raise ValueError(f'--save-total-limit must be >= 1 (--resume needs a checkpoint), got {self.save_total_limit}')
-        if self.keep_checkpoints and self.no_save_final: raise ValueError('--no-save-final deletes nothing: --keep-checkpoints is only for runs that write final/')
-
-    def cft_config(self):
-        "The calibration-aware objective of this run (`lsnb.cft.CFTConfig`; None for --objective sft), checked."
-        from lsnb.cft import check_objective
-        return check_objective(self)
-
-    def loss_config(self)->LossConfig:
-        "The training loss of this run."
-        return LossConfig(self.label_smoothing, self.temperature, self.softcap, self.z_loss, self.impl)
-
-RUN_KEYS = [f.name for f in fields(SFTConfig) if f.metadata.get('resume', True)]   # what must match on --resume
-
-ARG_GROUPS = {'model and data': ('model', 'gguf_file', 'dtype', 'bf16', 'data', 'data_split', 'allow_eval_split', 'limit', 'template', 'max_length', 'drop_empty', 'packing'),
-              'loss': ('label_smoothing', 'temperature', 'softcap', 'z_loss', 'loss', 'impl'),
-              'optimisation': ('lr', 'epochs', 'max_steps', 'batch_size', 'grad_accum', 'warmup', 'scheduler', 'weight_decay', 'max_grad_norm', 'gradient_checkpointing'),
-              'run': ('out', 'seed', 'logging_steps', 'save_steps', 'save_total_limit', 'keep_checkpoints', 'no_save_final', 'resume', 'overwrite', 'stop_at',
-                      'eval_task', 'eval_every', 'eval_limit', 'eval_split')}
-
-def add_args(p:argparse.ArgumentParser): # the (sub)parser to fill
-    "Add the `lsnb sft` arguments to `p`: one option per `SFTConfig` field."
-    add_config_args(p, SFTConfig, groups=ARG_GROUPS)
-    for a in p._actions:
-        if a.dest in ('data', 'out'): a.required = True
-    return p
-
-def check_args(args)->SFTConfig: # parsed `lsnb sft` arguments, or an `SFTConfig`
-    "The `SFTConfig` of `args`, validated: a ValueError naming the first bad argument."
-    return args if isinstance(args, SFTConfig) else config_from_args(SFTConfig, args)
-
-def resolve_data(cfg:SFTConfig)->str:
-    "The data source `run` reads: a `task:NAME` source gets its split made explicit, checked, and refused if it is the split lsnb eval scores."
-    if not str(cfg.data).startswith('task:'): return cfg.data
-    from lsnb.data import get_task, check_task
-    _, name, *rest = str(cfg.data).split(':')
-    split = rest[0] if rest and rest[0] else cfg.data_split
-    plan = check_task(name, split=split)   # an unknown task or split, or missing data: a clear error before anything loads
-    scored = getattr(get_task(name), plan.source).split
-    if split == scored and not cfg.allow_eval_split:
-        raise ValueError(f'--data {cfg.data}: split {split!r} is the one lsnb eval scores {name} on, so training on it puts the test items into '
-                         f'the training data; use another split (--data task:{name}:SPLIT or --data-split) or pass --allow-eval-split')
-    return f'task:{name}:{split}'
-
+from .sft_config import (_opt, _RANGES, IMPL_CHOICES, SCHEDULERS, _opt_name, _check_options, SFTConfig, RUN_KEYS, ARG_GROUPS,
+                             add_args, check_args, resolve_data)   # torch-free (lsnb.sft_config): `lsnb sft --help` imports neither torch nor transformers
+_all_ = ['IMPL_CHOICES', 'RUN_KEYS', 'ARG_GROUPS', 'SFTConfig', 'add_args', 'check_args', 'resolve_data']
 
 # %% ../nbs/06a_sft.ipynb #a6c37840
 CHECKPOINT_MARKER = 'lsnb_complete.json'   # written last into a checkpoint: its files, sizes and hashes
@@ -604,11 +489,23 @@ def check_runtime(cfg:SFTConfig):
         try: check_task(cfg.eval_task, split=cfg.eval_split)
         except ValueError as e: raise ValueError(f'--eval-task {cfg.eval_task}: {e}') from None
 
+def check_launch():
+    "What the launcher asked for that this machine cannot give, checked before anything is loaded: accelerate's FSDP needs GPUs."
+    if os.environ.get('ACCELERATE_USE_FSDP', 'false').lower() == 'true' and not torch.cuda.is_available():
+        raise ValueError('accelerate launch --use_fsdp: accelerate applies FSDP on GPUs only, on the CPU the Trainer would silently train with DDP; '
+                         'drop --use_fsdp (DDP: accelerate launch --multi_gpu --num_processes N, or torchrun), or run on GPUs')
+
 def save_final(trainer, tok, final:Path): # the Trainer, its tokenizer, the folder to (re)write
-    "Write the model and its tokenizer to `final` atomically: into a hidden folder beside it, fsync'ed, then renamed into place."
+    "Write the model and its tokenizer to `final` atomically: into a hidden folder beside it, fsync'ed, then renamed into place. Every process calls it; rank 0 writes."
     final = Path(final); tmp, old = final.with_name(f'.{final.name}.tmp'), final.with_name(f'.{final.name}.old')
-    for p in (tmp, old): shutil.rmtree(p, ignore_errors=True)
-    trainer.save_model(str(tmp)); tok.save_pretrained(str(tmp))
+    main, acc = trainer.is_world_process_zero(), trainer.accelerator
+    if main:
+        for p in (tmp, old): shutil.rmtree(p, ignore_errors=True)
+    acc.wait_for_everyone()
+    trainer.save_model(str(tmp))   # on every process: under FSDP the full weights are gathered collectively; the Trainer writes on rank 0
+    acc.wait_for_everyone()
+    if not main: return final
+    tok.save_pretrained(str(tmp))
     for p in tmp.rglob('*'):
         if p.is_file():
             with open(p, 'rb') as f: os.fsync(f.fileno())
@@ -620,6 +517,7 @@ def run(args)->int: # parsed `lsnb sft` arguments (see `add_args`), or an `SFTCo
     "`lsnb sft`: fine-tune `--model` on `--data` with the fused label-smoothed loss; returns 0."
     args = check_args(args); cfg = args.loss_config()
     check_runtime(args)               # --impl on this machine, --eval-task: before anything is written
+    check_launch()                    # accelerate launch --use_fsdp on a CPU-only machine
     resolve_data(args)                # a task: source on its evaluation split fails here, before anything is written
     start = prepare_out(args)         # may raise before anything is written
     out = Path(args.out)
@@ -663,10 +561,10 @@ def run(args)->int: # parsed `lsnb sft` arguments (see `add_args`), or an `SFTCo
     if res.global_step < trainer.state.max_steps:   # --stop-at: an interruption, resumable
         print(f'lsnb sft: stopped after step {res.global_step} of {trainer.state.max_steps} (--stop-at); --resume continues the run in {out}', file=sys.stderr)
         return 0
+    if not args.no_save_final:
+        if args.loss == 'fused': trainer.fused_head.remove()
+        save_final(trainer, tok, out/'final')   # every process takes part (FSDP), rank 0 writes
     if _is_main():
-        if not args.no_save_final:
-            if args.loss == 'fused': trainer.fused_head.remove()
-            save_final(trainer, tok, out/'final')
         atomic_write_json(out/'result.json', dict(config=config, train=res.metrics, global_step=res.global_step,   # the run is finished once this exists
                                                   log_history=trainer.state.log_history, run_info=run_info(targs.device)))
         if not args.no_save_final and not args.keep_checkpoints:   # final/ is the result; checkpoints (weights + optimizer state) only serve --resume

@@ -4,15 +4,20 @@
 
 # %% ../nbs/07a_vocab.ipynb #5d9d28f4
 from __future__ import annotations
-import math
+import hashlib, json, math, os
 from dataclasses import dataclass
+from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+import torch.nn.functional as F
 from .kernel import linear_cross_entropy
 
 # %% auto #0
-__all__ = ['count_tokens', 'SubVocab', 'choose_subvocab', 'restricted_loss', 'LowRankHead', 'bottleneck_from_svd']
+__all__ = ['count_tokens', 'SubVocab', 'choose_subvocab', 'required_ids', 'heldout_split', 'sft_target_counts', 'subvocab_sha256',
+           'save_subvocabs', 'load_subvocabs', 'restricted_loss', 'LowRankHead', 'bottleneck_from_svd', 'VocabHead',
+           'vocab_head', 'remove_vocab_head', 'remap_rows', 'mask_rows', 'vocab_rows', 'check_vocab_spec',
+           'vocab_head_for']
 
 # %% ../nbs/07a_vocab.ipynb #763f1c81
 def count_tokens(sequences, # an iterable of token-id sequences (lists, arrays or 1-D tensors)
@@ -89,6 +94,73 @@ def choose_subvocab(token_counts, # occurrences of each global id in the SFT dat
     rest = order[~np.isin(order, m)][:size - m.size]
     return SubVocab(torch.from_numpy(np.sort(np.concatenate([m, rest]))), V)
 
+# %% ../nbs/07a_vocab.ipynb #d57e23a7
+def _flat_items(items):
+    "MCItems from a list, a {task: items} dict or `study_items`' {part: {task: items}}."
+    if isinstance(items, dict): return [it for v in items.values() for it in _flat_items(v)]
+    return list(items)
+
+def required_ids(tok,                 # the tokenizer the items are scored with
+                 items,               # MCItems: a list, {task: items} or `lsnb.experiments.study_items` output
+                 template:str='auto', # the study's template (see `lsnb.scoring.use_chat`)
+                 requests=('option', 'letter')): # the requests the study's methods need (`lsnb.scoring.REQUESTS`)
+    "Sorted ids V′ must hold: every token whose probability the scorer reads (options' continuations, answer letters) and the special tokens."
+    from lsnb.scoring import _encode_requests, get_request, use_chat
+    its, chat = _flat_items(items), use_chat(tok, template)
+    if not its: raise ValueError('items: no multiple-choice items given')
+    ids = set(int(i) for i in tok.all_special_ids)
+    for r in dict.fromkeys(get_request(x).name for x in requests):
+        _, cont, _ = _encode_requests(tok, its, get_request(r), lambda it: [], chat)   # exactly the continuations `request_evidence` scores
+        ids.update(int(t) for c in cont for o in c for t in o)
+    return np.array(sorted(ids), dtype=np.int64)
+
+def heldout_split(cfg,           # the study (`lsnb.experiments.StudyConfig`: sft_limit, heldout, data_seed)
+                  n_records:int): # how many SFT records there are
+    "(indices of the records the study does not hold out (sorted), the held-out indices in `lsnb.experiments.sft_rows`' order)."
+    n = n_records if cfg.sft_limit is None else min(cfg.sft_limit, n_records)
+    if n + cfg.heldout > n_records: raise ValueError(f'records: {n_records} records are too few for {n} training + {cfg.heldout} held-out')
+    held = np.random.default_rng(cfg.data_seed).permutation(n_records)[n:n + cfg.heldout]   # as `sft_rows`
+    rest = np.ones(n_records, bool); rest[held] = False
+    return np.flatnonzero(rest), held
+
+def sft_target_counts(cfg,           # the study (`lsnb.experiments.StudyConfig`: sft_limit, heldout, data_seed, max_length, template)
+                      tok,           # its tokenizer
+                      records:list,  # all SFT records (`lsnb.sft_data.read_records`)
+                      V:int,         # vocabulary size of the model's head
+                      progress:bool=False):
+    "(counts (V,) of the targets of every record the study does not hold out, the held-out packed rows as `lsnb.experiments.sft_rows` makes them)."
+    from lsnb.sft_data import build_examples, pack_examples
+    rest, held_ix = heldout_split(cfg, len(records))
+    ex = build_examples([records[int(i)] for i in rest], tok, cfg.max_length, cfg.template, drop_empty=True, progress=progress)
+    held = build_examples([records[int(i)] for i in held_ix], tok, cfg.max_length, cfg.template, drop_empty=True, progress=False) if len(held_ix) else []
+    return count_tokens((e['labels'] for e in ex), V), pack_examples(held, cfg.max_length)
+
+# %% ../nbs/07a_vocab.ipynb #08f3b4ed
+def subvocab_sha256(sub:SubVocab)->str:
+    "SHA-256 of V′'s ids (int64, little-endian) and V: the fingerprint runs and predictions record."
+    return hashlib.sha256(np.int64(sub.V).tobytes() + sub.ids.numpy().astype('<i8').tobytes()).hexdigest()
+
+def save_subvocabs(path, subs:dict, **meta): # an .npz file; {|V′|: SubVocab}; anything JSON-able about how they were chosen
+    "Write the V′ of every cell to one .npz file atomically, as bit masks over V (the runs of the design load it: the same V′ for every seed)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    Vs = {s.V for s in subs.values()}
+    if len(Vs) != 1: raise ValueError(f'subs: the sub-vocabularies are of different vocabularies V={sorted(Vs)}')
+    tmp = path.with_name(path.name + '.tmp.npz')
+    V = Vs.pop()
+    def bits(s): m = np.zeros(V, bool); m[s.ids.numpy()] = True; return np.packbits(m)   # V/8 bytes a size
+    np.savez_compressed(tmp, V=np.int64(V), meta=json.dumps(meta), **{f'ids_{int(k)}': bits(s) for k, s in subs.items()})
+    os.replace(tmp, path)
+
+def load_subvocabs(path)->tuple: # a file written by `save_subvocabs`
+    "`({|V′|: SubVocab}, meta)` from `save_subvocabs`; a ValueError if a stored size is not its number of ids."
+    if not Path(path).is_file(): raise FileNotFoundError(f'sub-vocabulary file not found: {path}')
+    with np.load(path) as f:
+        V, meta = int(f['V']), json.loads(str(f['meta']))
+        subs = {int(k[4:]): SubVocab(torch.from_numpy(np.flatnonzero(np.unpackbits(f[k], count=V))), V) for k in f.files if k.startswith('ids_')}
+    bad = [k for k, s in subs.items() if len(s) != k]
+    if bad: raise ValueError(f'{path}: the sub-vocabularies stored as sizes {bad} hold {[len(subs[k]) for k in bad]} ids')
+    return subs, meta
+
 # %% ../nbs/07a_vocab.ipynb #65c62bb1
 def restricted_loss(hidden:torch.Tensor,      # hidden states (..., d)
                     head_weight:torch.Tensor, # the full output head (V, d)
@@ -141,3 +213,139 @@ def bottleneck_from_svd(head_weight:torch.Tensor, # the output head W (V, d)
     s = S[:r].sqrt()
     dt = dtype or head_weight.dtype
     return LowRankHead((U[:, :r] * s).to(dt).contiguous(), (s[:, None] * Vh[:r]).to(dt).contiguous()).to(head_weight.device)
+
+# %% ../nbs/07a_vocab.ipynb #dfa37518
+def _masked(dtype): return max(-1e30, torch.finfo(dtype).min)   # "-inf" that keeps p log p = 0 finite, also after / T
+
+class VocabHead(nn.Module):
+    "The model's output head through a sub-vocabulary V′ and/or a rank-r bottleneck: `weight` is what the fused loss trains, `forward` gives logits over all V (masked outside V′)."
+    def __init__(self, base:nn.Module,          # the original head (`find_output_head(model).module`), kept as a submodule
+                 sub:SubVocab|None=None,       # softmax over V′ (None: over all V)
+                 rank:int|None=None):          # bottleneck h -> W A B h of rank r (None: no bottleneck)
+        super().__init__()
+        W = base.weight
+        self.base, self.V, self.d = base, int(W.shape[0]), int(W.shape[1])
+        self.sub = sub if sub is not None and not sub.is_full else None
+        self.register_buffer('ids', None if self.sub is None else self.sub.ids.to(W.device), persistent=False)
+        if rank is None: self.register_parameter('A', None); self.register_parameter('B', None)
+        else:
+            Wd = W.detach().double()
+            Vr = torch.linalg.eigh(Wd.T @ Wd)[1][:, -rank:].flip(-1)          # top-r right singular vectors of W (a d x d problem, fast for V >> d)
+            self.A = nn.Parameter(Vr.to(W.dtype).contiguous())               # (d, r): A = V_r
+            self.B = nn.Parameter(Vr.T.to(W.dtype).contiguous())             # (r, d): B = V_r^T, so W A B = U_r S_r V_r^T
+            self.register_forward_pre_hook(lambda m, args: (m.project(args[0]),) + tuple(args[1:]))
+    @property
+    def rank(self): return None if self.A is None else self.A.shape[1]
+    def extra_repr(self): return f'V={self.V}, d={self.d}, V′={len(self.ids) if self.sub else self.V}, r={self.rank}'
+    def project(self, hidden): return hidden if self.B is None else hidden @ self.B.T    # (..., d) -> (..., r): what the head receives
+    @property
+    def weight(self):
+        "(|V′|, d), or (|V′|, r) with a bottleneck: the rows of the (tied) head in V′, times A."
+        w = self.base.weight if self.ids is None else self.base.weight.index_select(0, self.ids)
+        return w if self.A is None else w @ self.A
+    @property
+    def bias(self):
+        b = getattr(self.base, 'bias', None)
+        return b if b is None or self.ids is None else b.index_select(0, self.ids)
+    def forward(self, x): # (..., d), or (..., r) after the bottleneck's pre-hook
+        z = F.linear(x, self.weight, self.bias)
+        if self.ids is None: return z
+        return z.new_full((*z.shape[:-1], self.V), _masked(z.dtype)).index_copy_(-1, self.ids, z)   # V′ columns; the rest masked
+
+# %% ../nbs/07a_vocab.ipynb #7b3e9cfb
+def _module_path(model, mod):
+    for name, m in model.named_modules():
+        if m is mod and name: return name
+    raise ValueError(f'{type(model).__name__}: its output head is not a submodule of the model')
+
+def vocab_head(model:nn.Module,         # a transformers causal LM (see `lsnb.models.find_output_head`)
+               sub:SubVocab|None=None,  # V′ of the softmax, in training and scoring (None or V′ = V: all of V)
+               rank:int|None=None):     # rank r of the head's bottleneck, 1 <= r <= d (None: no bottleneck)
+    "Make `model`'s output head the restricted and/or low-rank one, in place (train, then score, the same model); returns the `VocabHead`, or None if there is nothing to change."
+    from lsnb.models import find_output_head
+    head = find_output_head(model)
+    mod, (V, d) = head.module, head.weight.shape
+    if isinstance(mod, VocabHead) or getattr(mod, '_lsnb_fused', None) is not None:
+        raise ValueError('the model already has a VocabHead or a fused loss installed on its head: install vocab_head first, once')
+    if sub is not None and not isinstance(sub, SubVocab): raise ValueError(f'sub must be a SubVocab or None, got {type(sub).__name__}')
+    if sub is not None and sub.V != V: raise ValueError(f'sub is a sub-vocabulary of V={sub.V} tokens, but the model\'s head has V={V} rows')
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= d):
+        raise ValueError(f'rank must be an int in [1, d={d}] or None, got {rank!r}')
+    if (sub is None or sub.is_full) and rank is None: return None
+    vh = VocabHead(mod, sub, None if rank is None else int(rank))
+    path = _module_path(model, mod)
+    parent = model.get_submodule(path.rpartition('.')[0]) if '.' in path else model
+    setattr(parent, path.rpartition('.')[2], vh)
+    tc = model.config.get_text_config() if hasattr(model.config, 'get_text_config') else model.config
+    vh._undo = dict(parent=parent, name=path.rpartition('.')[2], config=tc, vocab_size=getattr(tc, 'vocab_size', None), hook=None)
+    if vh.sub is not None:
+        tc.vocab_size = len(vh.sub)      # what find_output_head checks the head's rows against (and token_stats' caps read)
+        keep = torch.zeros(V, dtype=torch.bool, device=head.weight.device); keep[vh.ids] = True
+        def mask(m, args, out):          # after the model's soft-cap (and before `serving`'s temperature): logits outside V′ stay masked
+            z = getattr(out, 'logits', None)
+            if z is not None and z.shape[-1] == V: out.logits = z.masked_fill(~keep.to(z.device), _masked(z.dtype))
+            return out
+        vh._undo['hook'] = model.register_forward_hook(mask)
+    return vh
+
+def remove_vocab_head(model:nn.Module): # a model transformed by `vocab_head`
+    "Undo `vocab_head`: the original head module back in place (its weight as trained; A and B are dropped), the config and hooks restored."
+    from lsnb.models import find_output_head
+    vh = find_output_head(model).module
+    if not isinstance(vh, VocabHead): raise ValueError('the model has no VocabHead installed')
+    u = vh._undo
+    setattr(u['parent'], u['name'], vh.base)
+    if u['vocab_size'] is not None: u['config'].vocab_size = u['vocab_size']
+    if u['hook'] is not None: u['hook'].remove()
+
+# %% ../nbs/07a_vocab.ipynb #5940bca9
+def remap_rows(rows:list,       # packed rows or examples (`input_ids`, `labels`, ...), global token ids
+               sub:SubVocab,    # V′
+               ignore_index:int=-100):
+    "Training rows for a V′ head: labels -> local ids in V′ (outside V′: `ignore_index`); input ids unchanged. Returns `(rows, n_dropped, n_targets)`."
+    out, dropped, n = [], 0, 0
+    for r in rows:
+        lab = torch.as_tensor(r['labels'])
+        local, k = sub.remap(lab, ignore_index)
+        dropped += k; n += int((lab != ignore_index).sum())
+        out.append({**r, 'labels': local.tolist() if isinstance(r['labels'], list) else local})
+    return out, dropped, n
+
+def mask_rows(rows:list, sub:SubVocab, ignore_index:int=-100):
+    "Rows whose labels outside V′ are `ignore_index` (global ids kept): evaluation of every cell on the targets of one V′."
+    keep = sub.lookup
+    def m(lab):
+        t = torch.as_tensor(lab); t = torch.where((t != ignore_index) & (keep[t.clamp(0, sub.V - 1)] >= 0), t, ignore_index)
+        return t.tolist() if isinstance(lab, list) else t
+    return [{**r, 'labels': m(r['labels'])} for r in rows]
+
+def vocab_rows(model:nn.Module, rows:list):
+    "The training rows for `model`'s head (remapped to V′ if `vocab_head` installed one) and what it did: `(rows, info)` (info None: a plain head)."
+    from lsnb.models import find_output_head
+    vh = find_output_head(model).module
+    if not isinstance(vh, VocabHead): return rows, None
+    info = dict(vocab_size=len(vh.sub) if vh.sub is not None else vh.V, V=vh.V, rank=vh.rank)
+    if vh.sub is None: return rows, dict(info, dropped_targets=0, targets=None, dropped_share=0.0)
+    rows, k, n = remap_rows(rows, vh.sub)
+    return rows, dict(info, dropped_targets=k, targets=n, dropped_share=k / n if n else 0.0)
+
+# %% ../nbs/07a_vocab.ipynb #537acc1d
+def check_vocab_spec(vocab_size:int|None, # a run's |V′| (None: all of V)
+                     rank:int|None,       # a run's bottleneck rank (None: none)
+                     subvocabs:dict|None, # {|V′|: SubVocab} of the study (`load_subvocabs`), or None
+                     where:str='run'):    # what to name in the message (e.g. "run 'sft-v8k-a0.1-s0'")
+    "A ValueError naming `where` if the run asks for a V′ that `subvocabs` does not hold or for a rank that is not a positive int (checked before any long work)."
+    if vocab_size is not None:
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 2:
+            raise ValueError(f'{where}: vocab_size must be an int >= 2 or None, got {vocab_size!r}')
+        if not subvocabs or vocab_size not in subvocabs:
+            raise ValueError(f'{where}: vocab_size={vocab_size} needs the study\'s sub-vocabularies to hold that size '
+                             f'(they hold {sorted(subvocabs) if subvocabs else "none"}; see lsnb.vocab.load_subvocabs)')
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1):
+        raise ValueError(f'{where}: rank must be a positive int or None, got {rank!r}')
+
+def vocab_head_for(model:nn.Module, vocab_size:int|None, rank:int|None, subvocabs:dict|None, where:str='run'):
+    "`vocab_head` for a run's `vocab_size` and `rank` (V′ from `subvocabs`): None, and the model untouched, for a plain run or V′ = V without a bottleneck."
+    check_vocab_spec(vocab_size, rank, subvocabs, where)
+    if vocab_size is None and rank is None: return None
+    return vocab_head(model, None if vocab_size is None else subvocabs[vocab_size], rank)

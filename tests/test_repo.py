@@ -182,7 +182,7 @@ def test_config_reproduces_the_saved_study(studyfile, path):
     from dataclasses import asdict
     s = studyfile.load_config(path)
     saved = json.loads((ROOT/'nbs'/'experiments'/'results'/s.name/'study.json').read_text())
-    assert json.loads(json.dumps(asdict(s.cfg))) == saved['config']
+    assert json.loads(json.dumps(asdict(s.cfg))) == studyfile.with_config_defaults(saved['config'])
     assert json.loads(json.dumps([asdict(r) for r in s.runs])) == [studyfile.with_run_defaults(r) for r in saved['runs']]
     assert studyfile.saved_study_diff(s, ROOT/'nbs'/'experiments'/'results'/s.name) == []
     assert s.load.get('gguf_file') and len(s.load.get('gguf_sha256', '')) == 64 and s.load.get('dtype') == 'float32'
@@ -227,13 +227,19 @@ def _driver(*args, cwd):
     return subprocess.run([sys.executable, str(GPU_TOOLS/'run_study.py'), *map(str, args)], cwd=cwd, capture_output=True, text=True)
 
 
+IN_PROGRESS = {'gemma-3-270m-cft': 6}   # studies still being run across sessions: runs left (their notebooks say which)
+
 def test_driver_check_of_the_saved_studies(studyfile, capsys):
-    "`--check` on the committed configs and results: nothing to do, so no model is needed; exit status 0."
+    "`--check` on the committed configs and results: nothing to do, so no model is needed; exit status 0. Studies in progress have exactly the runs left that IN_PROGRESS says."
     import run_study
-    assert run_study.main(['--config', *map(str, CONFIGS), '--out', str(ROOT/'nbs'/'experiments'/'results'), '--check']) == 0
+    left = {c: [r.name for r in studyfile.load_config(c).runs
+                if not (ROOT/'nbs'/'experiments'/'results'/studyfile.load_config(c).name/'runs'/r.name/'run.json').exists()] for c in CONFIGS}
+    assert {c.stem: len(v) for c, v in left.items() if v} == IN_PROGRESS
+    done = [c for c in CONFIGS if not left[c]]
+    assert run_study.main(['--config', *map(str, done), '--out', str(ROOT/'nbs'/'experiments'/'results'), '--check']) == 0
     out = capsys.readouterr().out
-    for c in CONFIGS: assert f'({c.name}): ' in out
-    assert out.count('to do: none') == len(CONFIGS), out
+    for c in done: assert f'({c.name}): ' in out
+    assert out.count('to do: none') == len(done), out
 
 
 def test_driver_command_line_errors(tmp_path):

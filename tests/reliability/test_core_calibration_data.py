@@ -6,14 +6,10 @@ from pathlib import Path
 import numpy as np, pytest
 from scipy import special, optimize
 from lsnb import core, calibration as C, data as D, scoring as S
+from rel_helpers import _raises
 
 CAT = Path(__file__).with_name('catalogue_cal.json')
 ROOT = Path(__file__).resolve().parents[2]
-
-def _raises(f, exc, *words):
-    with pytest.raises(exc) as e: f()
-    for w in words: assert w in str(e.value), (w, str(e.value))
-    return str(e.value)
 
 def _rng(): return np.random.default_rng(int(np.random.SeedSequence().entropy % 2**31))   # fresh inputs on every run
 def _ca(n=60, rng=None):

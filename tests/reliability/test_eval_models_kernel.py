@@ -7,14 +7,10 @@ import sys, json, math, struct, importlib.util, contextlib, io
 from pathlib import Path
 import numpy as np, pytest, torch
 from lsnb.kernel import linear_cross_entropy as lce, reference_loss, KernelOptions, INTERPRETED
+from rel_helpers import _raises
 
 IMPLS = ('torch', 'triton') if INTERPRETED else ('torch',)
 CAT = Path(__file__).with_name('catalogue_eval.json')
-
-def _raises(f, exc, *words):
-    with pytest.raises(exc) as e: f()
-    for w in words: assert w in str(e.value), (w, str(e.value))
-    return str(e.value)
 
 def _close(a, b, tol=1e-5):
     a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()

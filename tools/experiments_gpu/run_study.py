@@ -33,6 +33,7 @@ def parse_args(argv=None):
     p.add_argument('--sft-records', type=Path, help="without --prepared: a local file of the SFT records instead of the study's sft_data")
     p.add_argument('--model-dir', type=Path, help="folder holding the configs' GGUF files (load.gguf_file)")
     p.add_argument('--cache-dir', type=Path, help='where converted GGUF models are cached (default: lsnb.models.default_cache_dir())')
+    p.add_argument('--subvocabs', type=Path, help="the study's sub-vocabularies V′ for runs with a vocab_size (a file of lsnb.vocab.save_subvocabs, e.g. from vd_predictions.py)")
     p.add_argument('--device', help='device of the model (default: CUDA if available)')
     p.add_argument('--budget-s', type=float, help='stop before a run that would not finish within this many seconds of the start')
     p.add_argument('--runs', type=lambda s: [x for x in s.split(',') if x], help='only these runs (comma-separated; one config only)')
@@ -64,7 +65,7 @@ class BaseLoader:
 def _command(args):
     "The command line, with the machine's paths replaced by their last component (it is recorded in every run.json)."
     parts = ['tools/experiments_gpu/run_study.py', '--config'] + [c.name for c in args.config]
-    for opt in ('out', 'prepared', 'data_root', 'items', 'sft_records', 'model_dir', 'cache_dir'):
+    for opt in ('out', 'prepared', 'data_root', 'items', 'sft_records', 'model_dir', 'cache_dir', 'subvocabs'):
         v = getattr(args, opt)
         if v is not None: parts += [f'--{opt.replace("_", "-")}', f'.../{Path(v).name}']
     if args.budget_s is not None: parts += ['--budget-s', f'{args.budget_s:g}']
@@ -107,6 +108,16 @@ def main(argv=None):
         print(f'{s.name} ({s.path.name}): {len(runs)} runs, {len(runs) - len(todo)} done in {d}; to do: {", ".join(todo) or "none"}')
     if args.check: return 0
     from lsnb.experiments import run_study, study_items, sft_rows, read_study_items
+    subvocabs = None
+    if args.subvocabs:   # read before any model loads: a bad file fails here
+        from lsnb.vocab import load_subvocabs
+        try: subvocabs, _ = load_subvocabs(args.subvocabs)
+        except (FileNotFoundError, ValueError) as e: raise ConfigError(f'--subvocabs: {e}') from None
+    for s, runs, d, todo, sha in steps:   # every run's V′ and rank, checked before any model loads
+        from lsnb.vocab import check_vocab_spec
+        for r in runs:
+            try: check_vocab_spec(r.vocab_size, r.rank, subvocabs, f'{s.path.name}: run {r.name!r}')
+            except ValueError as e: raise ConfigError(str(e)) from None
     for s, runs, d, todo, sha in steps:
         if not todo: continue
         left = None if args.budget_s is None else args.budget_s - (time.time() - T0)
@@ -117,6 +128,7 @@ def main(argv=None):
                     model_id=s.cfg.model,
                     model_source=s.load.get('gguf_file') or (Path(s.cfg.model).name if Path(s.cfg.model).exists() else s.cfg.model))
         if sha: info['gguf_sha256'] = sha
+        if args.subvocabs: info['subvocabs_sha256'] = hashlib.sha256(args.subvocabs.read_bytes()).hexdigest()
         if os.environ.get('LSNB_COMMIT'): info['commit'] = os.environ['LSNB_COMMIT']   # a copy of the repository without .git
         if args.prepared:
             folder = args.prepared/s.name
@@ -136,7 +148,7 @@ def main(argv=None):
             tok = loader.peek()
             rows = lambda seed, tok=tok, records=records, cfg=s.cfg: sft_rows(cfg, tok, records, data_seed=seed)   # per run's SFT subset
         left = None if args.budget_s is None else args.budget_s - (time.time() - T0)
-        done = run_study(s.cfg, runs, d, loader, items, rows, budget_s=left, progress=args.progress, extra_info=info)
+        done = run_study(s.cfg, runs, d, loader, items, rows, budget_s=left, progress=args.progress, extra_info=info, subvocabs=subvocabs)
         still = [r.name for r in runs if not (d/'runs'/r.name/'run.json').exists()]
         print(f'{s.name}: done now {", ".join(done) or "none"}; left {", ".join(still) or "none"} ({time.time() - T0:.0f} s)', flush=True)
         del loader

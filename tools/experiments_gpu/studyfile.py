@@ -148,6 +148,11 @@ def select_runs(study:Study, names): # names: run names, or None for all
     return [r for r in study.runs if r.name in names]
 
 
+def with_config_defaults(c:dict) -> dict:
+    "A saved study config (a StudyConfig as JSON) with the fields added to StudyConfig since it was saved, at their defaults (which is what the study used)."
+    return {**json.loads(json.dumps(dataclasses.asdict(StudyConfig()))), **c}
+
+
 def with_run_defaults(r:dict) -> dict:
     "A saved run (a RunSpec as JSON) with the fields added to RunSpec since it was saved, at their defaults (which is what the run used)."
     return {**json.loads(json.dumps(dataclasses.asdict(RunSpec(r['name'])))), **r}
@@ -158,7 +163,7 @@ def saved_study_diff(study:Study, out) -> list:
     f = Path(out)/'study.json'
     if not f.exists(): return []
     old = json.loads(f.read_text())
-    probs = [f'study.{k}: saved {a!r}, config {b!r}' for k, (a, b) in config_diff(old['config'], study.cfg).items()]
+    probs = [f'study.{k}: saved {a!r}, config {b!r}' for k, (a, b) in config_diff(with_config_defaults(old['config']), study.cfg).items()]
     known = {r['name']: with_run_defaults(r) for r in old['runs']}
     for r in study.runs:
         if r.name in known and config_diff(known[r.name], r): probs.append(f'run {r.name!r} differs from the saved run of that name')
