@@ -34,7 +34,7 @@ SUBCOMMANDS = {  # name -> Subcommand
                                           ".npz scores, lm-eval samples)."),
     'report': Subcommand('lsnb.report', 'runs of lsnb eval side by side in one HTML page',
                          description='Runs of lsnb eval side by side in one HTML page: metrics, paired differences, reliability diagrams.'),
-    'kernel-bench': Subcommand('lsnb.kernel_bench', 'benchmark the fused loss kernel against its peers (GPU)', needs='cuda',
+    'kernel-bench': Subcommand('lsnb.kernel_bench', 'benchmark the fused loss kernel against its peers (GPU)', needs='cuda', args='lsnb.kernel_bench_args',
                                description='Benchmark the fused label-smoothed linear cross-entropy against its peers (needs a CUDA GPU).'),
 }
 

@@ -387,13 +387,15 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
             bad = [k for k in cfg.start if k not in ('alpha', 'seed', 'data_seed')]
             if bad: raise ValueError(f"StudyConfig.start: unknown key(s) {bad}; known: ['alpha', 'seed', 'data_seed']")
             s0 = RunSpec('start', float(cfg.start.get('alpha', 0.0)), int(cfg.start.get('seed', 0)), data_seed=cfg.start.get('data_seed'))
+            t_s = time.time()
             start['train'] = train_run(model, t, rows_for(s0)[0], s0, cfg, out/'_trainer')
+            start['this_call_s'] = time.time() - t_s   # once per call: not part of the next run's time estimate
             start['state'] = {k: v.detach().to('cpu', copy=True) for k, v in model.state_dict().items()}
             print(f"[run_study] start model: SFT at alpha {s0.alpha:g}, seed {s0.seed}: {start['train']['train_s']:.0f} s", flush=True)
         else: model.load_state_dict(start['state'])
         return model.eval(), t
     for spec in todo:
-        key = (spec.trained, spec.multilingual)
+        key = (spec.trained, spec.multilingual, spec.objective, spec.cft_reestimate != 0)
         guess = est.get(key, max(est.values(), default=0))
         if budget_s is not None and time.time() - t_start + guess > budget_s:
             print(f'[run_study] budget: stopping before {spec.name} (about {guess:.0f} s; {budget_s - (time.time() - t_start):.0f} s left)')
@@ -422,7 +424,7 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
         atomic_write_json(d/'run.json', dict(spec=asdict(spec), train=train, tokens=tokens, **extra,
                                              timings=dict(load_s=round(t_load, 2), score_s=round(t2 - t1, 2), tokens_s=round(t3 - t2, 2),
                                                           total_s=round(t3 - t0, 2)), run_info=info))
-        est[key] = t3 - t0; done.append(spec.name)
+        est[key] = t3 - t0 - start.pop('this_call_s', 0.0); done.append(spec.name)
         print(f'[run_study] {spec.name}: {t3 - t0:.0f} s (train {(train or {}).get("train_s", 0):.0f}, score {t2 - t1:.0f}, tokens {t3 - t2:.0f})', flush=True)
         del model
         if torch.cuda.is_available(): torch.cuda.empty_cache()

@@ -8,18 +8,13 @@ import argparse, math, time, gc, sys
 import torch, torch.nn.functional as F
 from .core import run_info, atomic_write_json
 from .kernel import linear_cross_entropy, _chunked, KernelOptions
+from .kernel_bench_args import SHAPES, add_args
 
 # %% auto #0
-__all__ = ['SHAPES', 'ALPHA', 'grad_floor_bytes', 'lowmem_chunk', 'make_methods', 'reference64', 'measure', 'gpu_checks',
-           'breakdown', 'run_bench', 'add_args', 'run', 'main']
+__all__ = ['ALPHA', 'grad_floor_bytes', 'lowmem_chunk', 'make_methods', 'reference64', 'measure', 'gpu_checks', 'breakdown',
+           'run_bench', 'run', 'main']
 
 # %% ../nbs/03a_kernel_bench.ipynb #e7855ea0
-SHAPES = {  # name: (N tokens, d hidden, V vocabulary)
-    'gemma-3-270m': (8192, 640, 262144),
-    'gemma-2-2b': (8192, 2304, 256000),
-    'llama-3-8b': (8192, 4096, 128256),
-    'qwen2.5-7b': (16384, 3584, 152064),
-}
 ALPHA = 0.1
 
 def grad_floor_bytes(N, d, V, elsize=2):
@@ -231,15 +226,6 @@ def run_bench(out_path, shapes=None, methods=None, checks=True, sweep=True, rep_
     return res
 
 # %% ../nbs/03a_kernel_bench.ipynb #f853e58d
-def add_args(p:argparse.ArgumentParser):
-    "Arguments of `lsnb kernel-bench` / `python -m lsnb.kernel_bench`."
-    p.add_argument('--out', required=True, help='JSON file to write')
-    p.add_argument('--shapes', nargs='*', default=None, help=f'subset of {list(SHAPES)}')
-    p.add_argument('--methods', nargs='*', default=None, help='subset of torch compile liger cce ours ours_a0 ours_lowmem')
-    p.add_argument('--no-checks', action='store_true', help='skip the GPU correctness checks')
-    p.add_argument('--no-sweep', action='store_true', help='skip the chunk-size sweep')
-    p.add_argument('--rep-ms', type=int, default=300, help='timing budget per measurement (ms)')
-
 def run(args):
     "Run the benchmark from parsed arguments."
     run_bench(args.out, args.shapes, args.methods, checks=not args.no_checks, sweep=not args.no_sweep, rep_ms=args.rep_ms)

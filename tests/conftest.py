@@ -1,7 +1,12 @@
 """Every test that did not run is said loudly at the very end of the run, after pytest's `N passed` line: a skipped
 test gives a red `NOT RUN: N test(s) of <file> because <reason>` line (without `-rs` pytest shows a skip only as an
 `s`), and the browser tests that failed because Chromium or npm is missing are summed up in one line with the fix."""
+import os
 from collections import defaultdict
+
+if not os.environ.get('TRITON_INTERPRET'):   # no GPU: the Triton kernels run through the CPU interpreter (set before triton is imported)
+    import torch
+    if not torch.cuda.is_available(): os.environ['TRITON_INTERPRET'] = '1'
 
 
 def _reason(rep):

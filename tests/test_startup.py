@@ -27,7 +27,7 @@ def _lsnb(tmp_path, *argv, columns=None):
 
 def _heavy(r): return sorted(m for m in r['modules'] if m.split('.')[0] in HEAVY)
 
-LIGHT_HELP = [n for n in SUBCOMMANDS if n != 'kernel-bench']
+LIGHT_HELP = list(SUBCOMMANDS)   # every subcommand, kernel-bench included (lsnb.kernel_bench_args)
 
 @pytest.mark.parametrize('cmd', LIGHT_HELP)
 def test_first_help_imports_no_torch(tmp_path, cmd):
@@ -37,13 +37,6 @@ def test_first_help_imports_no_torch(tmp_path, cmd):
     sc = Subcommand(*SUBCOMMANDS[cmd])
     assert (sc.args or sc.module) in r['modules']                  # the real parser was built (no snapshot to answer from)...
     assert list((tmp_path/'cache'/'cli').glob(f'{cmd}.*.json'))    # ...and its snapshot saved
-
-@pytest.mark.xfail(strict=True, reason="kernel-bench's options are defined in lsnb.kernel_bench, which imports torch at the top "
-                                       "(nbs/03a_kernel_bench.ipynb): its first --help imports torch until they move to a light module")
-def test_first_help_kernel_bench_imports_no_torch(tmp_path):
-    r = _lsnb(tmp_path, 'kernel-bench', '--help')
-    assert r['rc'] == 0 and 'usage: lsnb kernel-bench' in r['out']
-    assert _heavy(r) == [], _heavy(r)
 
 def test_main_help_lists_every_subcommand_on_one_line(tmp_path):
     r = _lsnb(tmp_path, '--help', columns=80)

@@ -18,12 +18,7 @@ import argparse, gc, math, os, re, statistics, sys, time, traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHAPES = {  # name: (N tokens, d hidden, V vocabulary); = lsnb.kernel_bench.SHAPES (not imported: --help must not import torch)
-    'gemma-3-270m': (8192, 640, 262144),
-    'gemma-2-2b': (8192, 2304, 256000),
-    'llama-3-8b': (8192, 4096, 128256),
-    'qwen2.5-7b': (16384, 3584, 152064),
-}
+from lsnb.kernel_bench_args import SHAPES   # name: (N tokens, d, V); a module without torch, so --help stays fast
 SWEEP_SHAPE = 'gemma-3-270m'
 SWEEP_N = (2048, 4096, 8192, 16384, 32768, 65536)
 ALPHA = 0.1

@@ -100,7 +100,7 @@ def test_sft_01_lr_1e6_diverges(env):
 def test_sft_02_lr_inf(env): refused(env, '--lr', 'inf', '--max-steps', 2, words=['--lr', 'finite', 'inf'])
 def test_sft_03_warmup_nan(env): refused(env, '--warmup', 'nan', '--max-steps', 2, words=['--warmup must be a finite number, got nan'])
 def test_sft_04_epochs_inf(env): refused(env, '--epochs', 'inf', words=['--epochs must be a finite number, got inf'])
-def test_sft_05_impl_bogus(env): refused(env, '--impl', 'bogus', '--max-steps', 2, words=["--impl must be one of auto, triton, torch, cce, got 'bogus'"])
+def test_sft_05_impl_bogus(env): refused(env, '--impl', 'bogus', '--max-steps', 2, words=["--impl must be one of auto, triton, torch, cce, fused, got 'bogus'"])
 def test_sft_06_softcap_inf(env): refused(env, '--softcap', 'inf', '--max-steps', 2, words=['--softcap must be a finite number, got inf'])
 
 def test_sft_07_triton_without_gpu(env, monkeypatch):
