@@ -73,6 +73,7 @@ class RunSpec:
     cft_reestimate:int = 0          # rcft E-step: 0 once before training, N > 0 every N steps, -1 every epoch
     vocab_size:int|None = None      # |V′| of the softmax in training and scoring (None: all of V; `lsnb.vocab`, the study's sub-vocabularies)
     rank:int|None = None            # rank r of a bottleneck h -> W A B h behind the output head (None: none; `lsnb.vocab`)
+    lr:float|None = None            # the SFT learning rate of this run (None: the study's `lr`)
     @property
     def trained(self): return self.alpha is not None
 
@@ -276,7 +277,7 @@ def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out:
     from lsnb.sft_data import SFTCollator, ListDataset
     seed_everything(spec.seed)
     cpu, mc = not torch.cuda.is_available(), spec.objective != 'sft'
-    r = cft_recipe(cfg) if mc else dict(batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs, scheduler=cfg.scheduler,
+    r = cft_recipe(cfg) if mc else dict(batch_size=cfg.batch_size, lr=cfg.lr if spec.lr is None else spec.lr, epochs=cfg.epochs, scheduler=cfg.scheduler,
                                         warmup=cfg.warmup, weight_decay=cfg.weight_decay)
     targs = training_arguments(out, per_device_train_batch_size=r['batch_size'], learning_rate=r['lr'], num_train_epochs=r['epochs'],
                                lr_scheduler_type=r['scheduler'], warmup_steps=r['warmup'], weight_decay=r['weight_decay'],
@@ -293,7 +294,7 @@ def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out:
     t0 = time.time(); res = tr.train(); tr.fused_head.remove()
     logs = [l for l in tr.state.log_history if 'loss' in l]
     model.eval()
-    summary = dict(steps=res.global_step, train_s=round(time.time() - t0, 2), loss_first=logs[0]['loss'] if logs else None,
+    summary = dict(lr=targs.learning_rate, steps=res.global_step, train_s=round(time.time() - t0, 2), loss_first=logs[0]['loss'] if logs else None,
                    loss_last=logs[-1]['loss'] if logs else None, losses=[(l['step'], l['loss']) for l in logs],
                    tokens=tr.tokens_seen, target_tokens=tr.target_tokens_seen,
                    tokens_per_s=round(tr.tokens_seen / max(res.metrics['train_runtime'], 1e-9), 1),
@@ -353,6 +354,9 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
     from lsnb.vocab import check_vocab_spec, vocab_head_for, mask_rows
     for spec in todo:
         check_vocab_spec(spec.vocab_size, spec.rank, subvocabs, f'run {spec.name!r}')
+        if spec.lr is not None and not (isinstance(spec.lr, (int, float)) and math.isfinite(spec.lr) and spec.lr > 0):
+            raise ValueError(f'run {spec.name!r}: lr must be a finite number > 0, got {spec.lr!r}')
+        if spec.objective != 'sft' and spec.lr is not None: raise ValueError(f"run {spec.name!r}: lr is the SFT recipe's; a {spec.objective} run takes the cft recipe's")
         if spec.objective != 'sft' and (spec.vocab_size or spec.rank): raise ValueError(f'run {spec.name!r}: vocab_size/rank are for sft runs, not {spec.objective}')
         if spec.objective not in ('sft', 'cft', 'rcft'): raise ValueError(f"run {spec.name!r}: objective must be 'sft', 'cft' or 'rcft', got {spec.objective!r}")
         if spec.objective != 'sft':
