@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np, pytest
 from scipy import special, optimize
 from lsnb import core, calibration as C, data as D, scoring as S
-from rel_helpers import _raises
+from rel_helpers import _raises, check_catalogue
 
 CAT = Path(__file__).with_name('catalogue_cal.json')
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,15 +23,7 @@ def _ece_ref(c, a, M=15):
         if s.any(): tot += s.mean() * abs(a[s].mean() - c[s].mean())
     return tot
 
-def test_catalogue_complete():
-    cat = json.loads(CAT.read_text())
-    verdicts = {'silent wrong number', 'unclear crash', 'lost data', 'clear error', 'right result'}
-    names = {n for n in globals() if n.startswith('test_')}
-    assert len({c['id'] for c in cat}) == len(cat)
-    for c in cat:
-        assert set(c) == {'id', 'area', 'input', 'before', 'after', 'test'} and c['before'] in verdicts, c
-        assert c['after'] in ('clear error', 'right result'), c
-        assert c['test'] in names and c['test'].startswith('test_' + c['id'].replace('-', '_')), c
+def test_catalogue_complete(): check_catalogue(CAT, globals())
 
 # ---------------------------------------------------------------- core: JSONL records
 def _recs(n, big=0): return [{'i': i, 'text': 'é漢' * (i % 3), 'pad': 'x' * big} for i in range(n)]

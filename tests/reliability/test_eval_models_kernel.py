@@ -7,7 +7,7 @@ import sys, json, math, struct, importlib.util, contextlib, io
 from pathlib import Path
 import numpy as np, pytest, torch
 from lsnb.kernel import linear_cross_entropy as lce, reference_loss, KernelOptions, INTERPRETED
-from rel_helpers import _raises
+from rel_helpers import _raises, check_catalogue
 
 IMPLS = ('torch', 'triton') if INTERPRETED else ('torch',)
 CAT = Path(__file__).with_name('catalogue_eval.json')
@@ -20,15 +20,7 @@ def _data(N=5, d=8, V=30, seed=None):
     g = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(0, 2**31, ())))
     return torch.randn(N, d, generator=g), torch.randn(V, d, generator=g), torch.randint(0, V, (N,), generator=g), g
 
-def test_catalogue_complete():
-    cat = json.loads(CAT.read_text())
-    verdicts = {'silent wrong number', 'unclear crash', 'lost data', 'clear error', 'right result'}
-    names = {n for n in globals() if n.startswith('test_')}
-    assert len({c['id'] for c in cat}) == len(cat)
-    for c in cat:
-        assert set(c) == {'id', 'area', 'input', 'before', 'after', 'test'} and c['before'] in verdicts, c
-        assert c['after'] in ('clear error', 'right result'), c
-        assert c['test'] in names and c['test'].startswith('test_' + c['id'].replace('-', '_')), c
+def test_catalogue_complete(): check_catalogue(CAT, globals())
 
 # ---------------------------------------------------------------- kernel
 def _masked_ref(x, w, b, t, a, ignore=-100):
