@@ -225,7 +225,12 @@ def _run_vp_test(P:int, seed:int, timeout:float=120.0):
     with tempfile.TemporaryDirectory() as tmp:
         store = os.path.join(tmp, 'store')
         env = dict(os.environ, OMP_NUM_THREADS='1')
-        code = 'import sys; from lsnb.kernel_parallel import _vp_test_worker; _vp_test_worker(*map(int, sys.argv[1:3]), sys.argv[3], int(sys.argv[4]))'
+        # Once the worker has returned (every check passed, the group destroyed), the rank leaves with os._exit(0): under
+        # load, Gloo's threads can abort the interpreter's own finalisation ('terminate called without an active
+        # exception', exit -6; seen in CI and reproduced here in 1 of ~60 runs of 3 ranks next to another job) after
+        # the test has passed. A failing check still raises before that line, so the rank exits 1 with its traceback.
+        code = ('import os, sys; from lsnb.kernel_parallel import _vp_test_worker; '
+                '_vp_test_worker(*map(int, sys.argv[1:3]), sys.argv[3], int(sys.argv[4])); sys.stdout.flush(); sys.stderr.flush(); os._exit(0)')
         procs = [subprocess.Popen([sys.executable, '-c', code, str(r), str(P), store, str(seed)], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(P)]
         errs = []

@@ -254,3 +254,6 @@ def test_multigpu_plan_and_cpu_worker(tmp_path, capsys):
 
 if __name__ == '__main__':
     _worker(*sys.argv[1:])
+    # the results are written and the group destroyed: skip the interpreter's finalisation, which Gloo's threads can
+    # abort under load (exit -6 after a passing run; see lsnb.kernel_parallel._run_vp_test)
+    sys.stdout.flush(); sys.stderr.flush(); os._exit(0)
