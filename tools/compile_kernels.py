@@ -1,0 +1,106 @@
+"""Compile lsnb's Triton kernels for a GPU on a machine without one: Triton's front end, its NVIDIA back end and the
+ptxas that its wheel ships, down to the cubin, for every kernel variant (constexpr flags x dtype) that lsnb launches.
+
+    python tools/compile_kernels.py                 # the first configuration of each dtype, sm_90 (H100/H200), every variant
+    python tools/compile_kernels.py --all-configs   # every configuration of lsnb.kernel_fused._TRY
+    python tools/compile_kernels.py --quick         # one variant per kernel (the test suite's check)
+    PYTHONPATH=SITE python tools/compile_kernels.py # with another Triton (e.g. the GPU image's 3.6, unpacked into SITE)
+
+A kernel that does not compile (a front-end error, a layout the back end refuses, ptxas) or needs more shared memory
+than the target has is listed with the error, and the exit status is 1; `--json OUT` writes the table. What it cannot
+tell: run time, register spills at launch, or correctness (the interpreter tests check that, tests/ and nbs/03c).
+Runs with TRITON_INTERPRET unset (the interpreter replaces the compiler when it is set before triton is imported).
+"""
+from __future__ import annotations
+import argparse, itertools, json, os, sys, time
+from pathlib import Path
+
+SHARED_LIMIT = {90: 232448, 80: 166912, 100: 232448}   # bytes of shared memory a block may use (opt-in maximum)
+
+
+def variants(quick=False, all_configs=False):
+    "(label, jit function, {arg: type}, {constexpr: value}, num_warps, num_stages) for every variant lsnb launches."
+    import lsnb.kernel_fused as KF
+    i, f = 'i32', 'fp32'
+    out = []
+    for el, ptr in ((2, '*bf16'), (4, '*fp32')):
+        prec = 'ieee' if el == 4 else None        # lsnb.kernel_fused._dot_prec
+        cfgs = KF._TRY[el] if all_configs else KF._TRY[el][:1]
+        for bn, bv, bd, nw, ns in cfgs:
+            B = dict(BLOCK_N=bn, BLOCK_V=bv, BLOCK_D=bd, DOT_PREC=prec, UPCAST=False)
+            tag = f'{ptr[1:]} {bn}x{bv}x{bd} w{nw} s{ns}'
+            fwd = dict(X=ptr, W=ptr, T='*i64', Part='*fp32', N=i, V=i, D=i, stride_xn=i, stride_wv=i, v_per_split=i,
+                       inv_temp=f, softcap=f)
+            for sc in ((False,) if quick else (False, True)):
+                out.append((f'fwd softcap={sc} {tag}', KF._fused_fwd_kernel, fwd, dict(B, HAS_SOFTCAP=sc), nw, ns))
+            bwd = dict(X=ptr, W=ptr, T='*i64', LSE='*fp32', G='*fp32', GMAX='*fp32', DX='*fp32', DW='*fp32', Skip='*i32',
+                       N=i, D=i, v_lo=i, v_hi=i, stride_xn=i, stride_wv=i, stride_dxn=i, stride_dwv=i,
+                       inv_temp=f, softcap=f, c1=f, c0=f, z_loss=f, eps=f)
+            for sc, sm, fl, cx, cw in itertools.product((False, True), repeat=5):
+                if not (cx or cw) or (sm and not sc) or (sm and fl): continue    # as _fused_backward sets the flags
+                if quick and not (cx and cw and fl == (not sm) and sc == sm): continue
+                out.append((f'bwd softcap={sc} smooth_in_tile={sm} filter={fl} dx={cx} dw={cw} {tag}', KF._fused_bwd_kernel, bwd,
+                            dict(B, HAS_SOFTCAP=sc, SMOOTH_IN_TILE=sm, FILTER=fl, COMPUTE_DX=cx, COMPUTE_DW=cw, GROUP_N=8), nw, ns))
+            ddw = dict(X=ptr, W=ptr, T='*i64', LSE='*fp32', G='*fp32', GMAX='*fp32', DW='*fp32', Skip='*i32', N=i, D=i,
+                       v_lo=i, v_hi=i, stride_xn=i, stride_wv=i, stride_dwv=i, inv_temp=f, softcap=f, c1=f, c0=f, z_loss=f, eps=f)
+            ddx = dict(X=ptr, W=ptr, T='*i64', LSE='*fp32', G='*fp32', DXP='*fp32', Skip='*i32', N=i, D=i, V=i, v_per_split=i,
+                       stride_xn=i, stride_wv=i, inv_temp=f, softcap=f, c1=f, c0=f, z_loss=f, eps=f)
+            for fl in ((True,) if quick else (False, True)):
+                for cnt in ((True,) if quick else (False, True)):
+                    fl_ = dict(B, HAS_SOFTCAP=False, SMOOTH_IN_TILE=False, FILTER=fl, COUNT=cnt)
+                    out.append((f'det_dw filter={fl} count={cnt} {tag}', KF._det_dw_kernel, ddw, fl_, nw, ns))
+                    out.append((f'det_dx filter={fl} count={cnt} {tag}', KF._det_dx_kernel, ddx, fl_, nw, ns))
+    return out
+
+
+def compile_one(fn, types, consts, nw, ns, arch=90):
+    "Compile one variant to a cubin for sm_`arch`: (seconds, shared memory in bytes)."
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    missing = [a for a in fn.arg_names if a not in consts and a not in types]
+    if missing: raise KeyError(f'{fn.__name__}: no type given for argument(s) {missing} (the kernel changed: update variants())')
+    sig = {a: 'constexpr' if a in consts else types[a] for a in fn.arg_names}
+    t0 = time.time()
+    k = triton.compile(ASTSource(fn, sig, constexprs=consts), target=GPUTarget('cuda', arch, 32),
+                       options=dict(num_warps=nw, num_stages=ns))
+    if 'cubin' not in k.asm: raise RuntimeError(f'{fn.__name__}: no cubin produced (stages: {list(k.asm)})')
+    return time.time() - t0, int(k.metadata.shared)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--arch', type=int, default=90, choices=sorted(SHARED_LIMIT), help='compute capability x10 (default: %(default)s, H100/H200)')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--quick', action='store_true', help='one variant per kernel and dtype')
+    g.add_argument('--all-configs', action='store_true', help="every tile configuration of lsnb.kernel_fused._TRY, not only the first")
+    p.add_argument('--json', type=Path, help='write the table to this JSON file')
+    a = p.parse_args(argv)
+    if os.environ.get('TRITON_INTERPRET', '0') not in ('', '0'):
+        p.error('TRITON_INTERPRET is set: the interpreter replaces the compiler; unset it')
+    import triton
+    rows, bad = [], 0
+    for label, fn, types, consts, nw, ns in variants(a.quick, a.all_configs):
+        try:
+            dt, shared = compile_one(fn, types, consts, nw, ns, a.arch)
+            ok = shared <= SHARED_LIMIT[a.arch]
+            err = None if ok else f'needs {shared} B of shared memory, the target has {SHARED_LIMIT[a.arch]}'
+        except Exception as e:   # the report names every failure; the exit status says there was one
+            dt, shared, ok, err = None, None, False, f'{type(e).__name__}: {str(e)[:2000]}'
+        bad += not ok
+        rows.append(dict(kernel=label, ok=ok, seconds=dt, shared_bytes=shared, error=err))
+        print(f"{'OK  ' if ok else 'FAIL'} {label}" + (f': {dt:.1f} s, shared {shared} B' if ok else f': {err}'), flush=True)
+    print(f'{len(rows) - bad} of {len(rows)} kernel variants compile for sm_{a.arch} with Triton {triton.__version__}')
+    if a.json:
+        import platform, subprocess
+        try: commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip() or None
+        except OSError: commit = None
+        meta = dict(triton=triton.__version__, arch=a.arch, commit=commit, machine=f'{platform.machine()} {platform.system()}, no GPU needed',
+                    command='python tools/compile_kernels.py ' + ' '.join(argv if argv is not None else sys.argv[1:]))
+        tmp = a.json.with_suffix('.tmp'); tmp.write_text(json.dumps(dict(meta, rows=rows), indent=1))
+        os.replace(tmp, a.json)
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
