@@ -74,6 +74,7 @@ class RunSpec:
     vocab_size:int|None = None      # |V′| of the softmax in training and scoring (None: all of V; `lsnb.vocab`, the study's sub-vocabularies)
     rank:int|None = None            # rank r of a bottleneck h -> W A B h behind the output head (None: none; `lsnb.vocab`)
     lr:float|None = None            # the SFT learning rate of this run (None: the study's `lr`)
+    epochs:float|None = None        # the SFT epochs of this run, over the same records (None: the study's `epochs`; the dose grid)
     @property
     def trained(self): return self.alpha is not None
 
@@ -277,7 +278,7 @@ def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out:
     from lsnb.sft_data import SFTCollator, ListDataset
     seed_everything(spec.seed)
     cpu, mc = not torch.cuda.is_available(), spec.objective != 'sft'
-    r = cft_recipe(cfg) if mc else dict(batch_size=cfg.batch_size, lr=cfg.lr if spec.lr is None else spec.lr, epochs=cfg.epochs, scheduler=cfg.scheduler,
+    r = cft_recipe(cfg) if mc else dict(batch_size=cfg.batch_size, lr=cfg.lr if spec.lr is None else spec.lr, epochs=cfg.epochs if spec.epochs is None else spec.epochs, scheduler=cfg.scheduler,
                                         warmup=cfg.warmup, weight_decay=cfg.weight_decay)
     targs = training_arguments(out, per_device_train_batch_size=r['batch_size'], learning_rate=r['lr'], num_train_epochs=r['epochs'],
                                lr_scheduler_type=r['scheduler'], warmup_steps=r['warmup'], weight_decay=r['weight_decay'],
@@ -294,7 +295,7 @@ def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out:
     t0 = time.time(); res = tr.train(); tr.fused_head.remove()
     logs = [l for l in tr.state.log_history if 'loss' in l]
     model.eval()
-    summary = dict(lr=targs.learning_rate, steps=res.global_step, train_s=round(time.time() - t0, 2), loss_first=logs[0]['loss'] if logs else None,
+    summary = dict(lr=targs.learning_rate, epochs=r['epochs'], steps=res.global_step, train_s=round(time.time() - t0, 2), loss_first=logs[0]['loss'] if logs else None,
                    loss_last=logs[-1]['loss'] if logs else None, losses=[(l['step'], l['loss']) for l in logs],
                    tokens=tr.tokens_seen, target_tokens=tr.target_tokens_seen,
                    tokens_per_s=round(tr.tokens_seen / max(res.metrics['train_runtime'], 1e-9), 1),
@@ -357,6 +358,9 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
         if spec.lr is not None and not (isinstance(spec.lr, (int, float)) and math.isfinite(spec.lr) and spec.lr > 0):
             raise ValueError(f'run {spec.name!r}: lr must be a finite number > 0, got {spec.lr!r}')
         if spec.objective != 'sft' and spec.lr is not None: raise ValueError(f"run {spec.name!r}: lr is the SFT recipe's; a {spec.objective} run takes the cft recipe's")
+        if spec.epochs is not None and not (isinstance(spec.epochs, (int, float)) and not isinstance(spec.epochs, bool) and math.isfinite(spec.epochs) and spec.epochs > 0):
+            raise ValueError(f'run {spec.name!r}: epochs must be a finite number > 0, got {spec.epochs!r}')
+        if spec.objective != 'sft' and spec.epochs is not None: raise ValueError(f"run {spec.name!r}: epochs is the SFT recipe's; a {spec.objective} run takes the cft recipe's")
         if spec.objective != 'sft' and (spec.vocab_size or spec.rank): raise ValueError(f'run {spec.name!r}: vocab_size/rank are for sft runs, not {spec.objective}')
         if spec.objective not in ('sft', 'cft', 'rcft'): raise ValueError(f"run {spec.name!r}: objective must be 'sft', 'cft' or 'rcft', got {spec.objective!r}")
         if spec.objective != 'sft':
@@ -400,7 +404,9 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
         return model.eval(), t
     for spec in todo:
         key = (spec.trained, spec.multilingual, spec.objective, spec.cft_reestimate != 0)
-        guess = est.get(key, max(est.values(), default=0))
+        ep = (cfg.epochs if spec.epochs is None else spec.epochs) if spec.trained and spec.objective == 'sft' else 1.0
+        t_e = est.get(key, max(est.values(), default=(0, 1.0)))          # (seconds, epochs) of the last run of this kind
+        guess = t_e[0] * max(1.0, ep / t_e[1])                              # a longer dose: as if all of it scaled (an upper bound)
         if budget_s is not None and time.time() - t_start + guess > budget_s:
             print(f'[run_study] budget: stopping before {spec.name} (about {guess:.0f} s; {budget_s - (time.time() - t_start):.0f} s left)')
             break
@@ -428,7 +434,7 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
         atomic_write_json(d/'run.json', dict(spec=asdict(spec), train=train, tokens=tokens, **extra,
                                              timings=dict(load_s=round(t_load, 2), score_s=round(t2 - t1, 2), tokens_s=round(t3 - t2, 2),
                                                           total_s=round(t3 - t0, 2)), run_info=info))
-        est[key] = t3 - t0 - start.pop('this_call_s', 0.0); done.append(spec.name)
+        est[key] = (t3 - t0 - start.pop('this_call_s', 0.0), ep); done.append(spec.name)
         print(f'[run_study] {spec.name}: {t3 - t0:.0f} s (train {(train or {}).get("train_s", 0):.0f}, score {t2 - t1:.0f}, tokens {t3 - t2:.0f})', flush=True)
         del model
         if torch.cuda.is_available(): torch.cuda.empty_cache()
