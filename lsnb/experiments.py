@@ -19,9 +19,9 @@ from .scoring import MCRecord, record_logits, rescore, get_method
 # %% auto #0
 __all__ = ['ENGLISH', 'MULTILINGUAL', 'CFT_RECIPE', 'ENGLISH_OF', 'StudyConfig', 'RunSpec', 'cft_recipe', 'standard_runs',
            'study_items', 'save_items', 'read_study_items', 'records_to_scores', 'scores_arrays', 'save_scores',
-           'load_scores', 'serving', 'token_stats', 'find_vocab', 'sft_rows', 'mc_rows', 'train_run', 'score_run',
-           'run_study', 'load_study', 'task_metrics', 'paired_difference', 'seed_interval', 'split_halves',
-           'heldout_temperature', 'language_report', 'seed_item_bootstrap', 'holm']
+           'load_scores', 'serving', 'token_stats', 'find_vocab', 'sft_rows', 'mc_rows', 'train_run',
+           'multilingual_methods', 'score_run', 'run_study', 'load_study', 'task_metrics', 'paired_difference',
+           'seed_interval', 'split_halves', 'heldout_temperature', 'language_report', 'seed_item_bootstrap', 'holm']
 
 # %% ../nbs/07_experiments.ipynb #36cbc989
 ENGLISH = {'arc_easy': None, 'arc_challenge': None, 'openbookqa': None, 'piqa': None, 'commonsenseqa': None, 'mmlu': 2000}
@@ -48,11 +48,12 @@ class StudyConfig:
     template:str = 'auto'                 # prompt template for SFT and evaluation (see `lsnb.evaluate.use_chat`)
     english:dict = field(default_factory=lambda: dict(ENGLISH))          # task -> item limit (None: all)
     multilingual:dict = field(default_factory=lambda: dict(MULTILINGUAL)) # task -> items per language
-    methods:tuple = ('option', 'letter')  # English scoring methods (multilingual tasks: the first only)
+    methods:tuple = ('option', 'letter')  # English scoring methods (multilingual tasks: the first only, unless multilingual_methods)
     eval_batch_size:int = 64
     token_rows:int = 64                   # held-out packed rows for token-level statistics
     data_root:str|None = None             # local data folder for the tasks (None: $LSNB_DATA)
     start:dict|None = None                # every run starts from the base fine-tuned once by this recipe's SFT: {'alpha', 'seed', 'data_seed'} (None: the base)
+    multilingual_methods:tuple|None = None # scoring methods of the multilingual tasks (None: the first of `methods`); the first is saved as 'multilingual', the others as 'multilingual-METHOD'
     cft:dict|None = None                  # the multiple-choice recipe of runs with objective 'cft'/'rcft' (keys of `CFT_RECIPE`; None: no such runs)
 
 @dataclass
@@ -305,6 +306,14 @@ def train_run(model, tok, rows:list, spec:RunSpec, cfg:StudyConfig, out): # out:
     return summary
 
 # %% ../nbs/07_experiments.ipynb #6d3db474
+def multilingual_methods(cfg:StudyConfig)->tuple:
+    "The scoring methods of the study's multilingual tasks: `cfg.multilingual_methods`, or the first of `cfg.methods`; a ValueError names an unknown or repeated one."
+    mm = tuple(cfg.multilingual_methods) if cfg.multilingual_methods is not None else tuple(cfg.methods[:1])
+    if not mm: raise ValueError('StudyConfig.multilingual_methods: name at least one scoring method (or None for the first of methods)')
+    if len(set(mm)) != len(mm): raise ValueError(f'StudyConfig.multilingual_methods: a method is repeated in {mm}')
+    for m in mm: get_method(m)   # ValueError listing the methods
+    return mm
+
 def score_run(model, tok, items:dict, cfg:StudyConfig, spec:RunSpec, progress:bool=False):
     "{'option': {task: scores}, 'letter': ..., 'multilingual': ...} of one model."
     from lsnb.evaluate import evaluate
@@ -318,9 +327,15 @@ def score_run(model, tok, items:dict, cfg:StudyConfig, spec:RunSpec, progress:bo
                                          progress=progress, desc=f'{spec.name} {t} {method}') for t, its in items['english'].items()}
             out[method] = {t: records_to_scores([rescore(r, method) for r in recs]) for t, recs in done[req].items()}
         if spec.multilingual:
-            out['multilingual'] = {t: records_to_scores(evaluate(model, tok, its, cfg.methods[0], template=cfg.template,
-                                                                 batch_size=cfg.eval_batch_size, progress=progress, desc=f'{spec.name} {t}'))
-                                   for t, its in items['multilingual'].items()}
+            mdone = {}   # request -> (the method it was evaluated with, {task: records}): one pass per request here too
+            for j, method in enumerate(multilingual_methods(cfg)):
+                req = get_method(method).request
+                if req not in mdone:
+                    mdone[req] = (method, {t: evaluate(model, tok, its, method, template=cfg.template, batch_size=cfg.eval_batch_size,
+                                                       progress=progress, desc=f'{spec.name} {t} {method}') for t, its in items['multilingual'].items()})
+                first, recs = mdone[req]
+                out['multilingual' if j == 0 else f'multilingual-{method}'] = {
+                    t: records_to_scores(rs if method == first else [rescore(r, method) for r in rs]) for t, rs in recs.items()}
     return out
 
 def _claim_study(out:Path, cfg:StudyConfig, runs:list):
@@ -347,6 +362,7 @@ def run_study(cfg:StudyConfig, runs:list,   # `RunSpec`s, in the order to run th
               progress:bool=True, extra_info:dict|None=None,
               subvocabs:dict|None=None):    # {|V′|: SubVocab} for runs with a vocab_size (`lsnb.vocab.load_subvocabs`)
     "Train and score each run not yet done; returns the names of the runs done in this call."
+    if any(r.multilingual for r in runs): multilingual_methods(cfg)   # a bad method name fails before anything is written
     out = Path(out); (out/'runs').mkdir(parents=True, exist_ok=True)
     t_start, done, est = time.time(), [], {}
     _claim_study(out, cfg, runs)

@@ -123,6 +123,10 @@ def load_config(path) -> Study:
         raise ConfigError(f'{where}: study.name must be a plain folder name, got {cfg.name!r}')
     _check_tasks(cfg, where)
     if not cfg.methods: raise ConfigError(f'{where}: study.methods must name at least one scoring method')
+    if cfg.multilingual_methods is not None:
+        from lsnb.experiments import multilingual_methods
+        try: multilingual_methods(cfg)
+        except ValueError as e: raise ConfigError(f'{where}: study.multilingual_methods: {e}') from None
     if not isinstance(d['runs'], list) or not d['runs']: raise ConfigError(f'{where}: runs must be a non-empty list of RunSpec objects')
     runs = [_dataclass_from(RunSpec, r, f'{where}: runs[{i}]') for i, r in enumerate(d['runs'])]
     names = [r.name for r in runs]
