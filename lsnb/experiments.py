@@ -314,28 +314,27 @@ def multilingual_methods(cfg:StudyConfig)->tuple:
     for m in mm: get_method(m)   # ValueError listing the methods
     return mm
 
-def score_run(model, tok, items:dict, cfg:StudyConfig, spec:RunSpec, progress:bool=False):
-    "{'option': {task: scores}, 'letter': ..., 'multilingual': ...} of one model."
+def _score_tasks(model, tok, tasks:dict, methods, cfg:StudyConfig, progress:bool, name:str):
+    "{method: {task: scores}}: each request evaluated once, with its first method; the request's other methods rescored from those records."
     from lsnb.evaluate import evaluate
-    out = {}
+    done, out = {}, {}
+    for method in methods:
+        req = get_method(method).request
+        if req not in done:
+            done[req] = (method, {t: evaluate(model, tok, its, method, template=cfg.template, batch_size=cfg.eval_batch_size,
+                                              progress=progress, desc=f'{name} {t} {method}') for t, its in tasks.items()})
+        first, recs = done[req]
+        out[method] = {t: records_to_scores(rs if method == first else [rescore(r, method) for r in rs]) for t, rs in recs.items()}
+    return out
+
+def score_run(model, tok, items:dict, cfg:StudyConfig, spec:RunSpec, progress:bool=False):
+    "{'option': {task: scores}, 'letter': ..., 'multilingual': ..., 'multilingual-METHOD': ...} of one model."
     with serving(model, spec.serve_temperature, spec.softcap if spec.trained else None):
-        done = {}   # request -> {task: records}: methods of one request share one pass of the model (`lsnb.scoring.rescore`)
-        for method in cfg.methods:
-            req = get_method(method).request
-            if req not in done:
-                done[req] = {t: evaluate(model, tok, its, method, template=cfg.template, batch_size=cfg.eval_batch_size,
-                                         progress=progress, desc=f'{spec.name} {t} {method}') for t, its in items['english'].items()}
-            out[method] = {t: records_to_scores([rescore(r, method) for r in recs]) for t, recs in done[req].items()}
+        out = _score_tasks(model, tok, items['english'], cfg.methods, cfg, progress, spec.name)
         if spec.multilingual:
-            mdone = {}   # request -> (the method it was evaluated with, {task: records}): one pass per request here too
-            for j, method in enumerate(multilingual_methods(cfg)):
-                req = get_method(method).request
-                if req not in mdone:
-                    mdone[req] = (method, {t: evaluate(model, tok, its, method, template=cfg.template, batch_size=cfg.eval_batch_size,
-                                                       progress=progress, desc=f'{spec.name} {t} {method}') for t, its in items['multilingual'].items()})
-                first, recs = mdone[req]
-                out['multilingual' if j == 0 else f'multilingual-{method}'] = {
-                    t: records_to_scores(rs if method == first else [rescore(r, method) for r in rs]) for t, rs in recs.items()}
+            mm = multilingual_methods(cfg)
+            ml = _score_tasks(model, tok, items['multilingual'], mm, cfg, progress, spec.name)
+            out.update({('multilingual' if j == 0 else f'multilingual-{m}'): ml[m] for j, m in enumerate(mm)})
     return out
 
 def _claim_study(out:Path, cfg:StudyConfig, runs:list):
