@@ -3,7 +3,7 @@ ptxas that its wheel ships, down to the cubin, for every kernel variant (constex
 
     python tools/compile_kernels.py                 # the first configuration of each dtype, sm_90 (H100/H200), every variant
     python tools/compile_kernels.py --all-configs   # every configuration of lsnb.kernel_fused._TRY
-    python tools/compile_kernels.py --quick         # one variant per kernel (the test suite's check)
+    python tools/compile_kernels.py --quick --dtype bf16   # one bf16 variant per kernel (the test suite's check)
     PYTHONPATH=SITE python tools/compile_kernels.py # with another Triton (e.g. the GPU image's 3.6, unpacked into SITE)
 
 A kernel that does not compile (a front-end error, a layout the back end refuses, ptxas) or needs more shared memory
@@ -18,12 +18,12 @@ from pathlib import Path
 SHARED_LIMIT = {90: 232448, 80: 166912, 100: 232448}   # bytes of shared memory a block may use (opt-in maximum)
 
 
-def variants(quick=False, all_configs=False):
+def variants(quick=False, all_configs=False, dtypes=('bf16', 'fp32')):
     "(label, jit function, {arg: type}, {constexpr: value}, num_warps, num_stages) for every variant lsnb launches."
     import lsnb.kernel_fused as KF
     i, f = 'i32', 'fp32'
     out = []
-    for el, ptr in ((2, '*bf16'), (4, '*fp32')):
+    for el, ptr in [(e, q) for e, q in ((2, '*bf16'), (4, '*fp32')) if q[1:] in dtypes]:
         prec = 'ieee' if el == 4 else None        # lsnb.kernel_fused._dot_prec
         cfgs = KF._TRY[el] if all_configs else KF._TRY[el][:1]
         for bn, bv, bd, nw, ns in cfgs:
@@ -74,13 +74,14 @@ def main(argv=None):
     g = p.add_mutually_exclusive_group()
     g.add_argument('--quick', action='store_true', help='one variant per kernel and dtype')
     g.add_argument('--all-configs', action='store_true', help="every tile configuration of lsnb.kernel_fused._TRY, not only the first")
+    p.add_argument('--dtype', choices=('bf16', 'fp32', 'both'), default='both', help='input dtype of the variants (default: %(default)s)')
     p.add_argument('--json', type=Path, help='write the table to this JSON file')
     a = p.parse_args(argv)
     if os.environ.get('TRITON_INTERPRET', '0') not in ('', '0'):
         p.error('TRITON_INTERPRET is set: the interpreter replaces the compiler; unset it')
     import triton
     rows, bad = [], 0
-    for label, fn, types, consts, nw, ns in variants(a.quick, a.all_configs):
+    for label, fn, types, consts, nw, ns in variants(a.quick, a.all_configs, ('bf16', 'fp32') if a.dtype == 'both' else (a.dtype,)):
         try:
             dt, shared = compile_one(fn, types, consts, nw, ns, a.arch)
             ok = shared <= SHARED_LIMIT[a.arch]
