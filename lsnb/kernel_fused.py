@@ -107,12 +107,49 @@ if HAS_TRITON:
         return dz, g
 
     @triton.jit
-    def _fused_bwd_kernel(X, W, T, LSE, G, GMAX, DX, DW, Skip,   # DX (N, d) fp32; DW (v_hi - v_lo, d) fp32, row 0 = class v_lo
-                          N, D, v_lo, v_hi, stride_xn, stride_wv, stride_dxn, stride_dwv,
-                          inv_temp, softcap, c1, c0, z_loss, eps,
-                          HAS_SOFTCAP: tl.constexpr, SMOOTH_IN_TILE: tl.constexpr, FILTER: tl.constexpr,
-                          COMPUTE_DX: tl.constexpr, COMPUTE_DW: tl.constexpr, DOT_PREC: tl.constexpr, UPCAST: tl.constexpr,
-                          BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, GROUP_N: tl.constexpr):
+    def _dx_kernel(X, W, T, LSE, G, DXP, Skip, N, D, V, v_per_split, stride_xn, stride_wv,
+                   inv_temp, softcap, c1, c0, z_loss, eps,
+                   HAS_SOFTCAP: tl.constexpr, SMOOTH_IN_TILE: tl.constexpr, FILTER: tl.constexpr, COUNT: tl.constexpr,
+                   DOT_PREC: tl.constexpr, UPCAST: tl.constexpr,
+                   BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr):
+        "dX without atomics: one program owns a block of rows and one split of the classes, walked in order; DXP (S, N, d) fp32 partials."
+        pid_n, pid_s = tl.program_id(0), tl.program_id(1)
+        rows = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
+        rmask = rows < N
+        offs_d = tl.arange(0, BLOCK_D)
+        v_lo = pid_s * v_per_split
+        v_hi = tl.minimum(v_lo + v_per_split, V)
+        out = DXP + pid_s.to(tl.int64) * N * D
+        for v0 in range(v_lo, v_hi, BLOCK_V):
+            cols = (v0 + tl.arange(0, BLOCK_V)).to(tl.int64)
+            cmask = cols < v_hi
+            dz, g = _grad_tile(X, W, T, LSE, G, rows, cols, rmask, cmask, D, stride_xn, stride_wv, inv_temp, softcap, c1, c0, z_loss,
+                               HAS_SOFTCAP, SMOOTH_IN_TILE, DOT_PREC, UPCAST, BLOCK_N, BLOCK_V, BLOCK_D)
+            keep = True
+            if FILTER:
+                keep = tl.max(tl.max(tl.abs(dz), 1), 0) >= eps
+                if COUNT:
+                    tl.atomic_add(Skip, 1 - keep.to(tl.int32))
+            if keep:
+                dzx = (dz * inv_temp).to(X.dtype.element_ty)
+                for k0 in range(0, D, BLOCK_D):
+                    dk = k0 + offs_d
+                    dmask = dk < D
+                    wk = tl.load(W + cols[:, None] * stride_wv + dk[None, :], mask=cmask[:, None] & dmask[None, :], other=0.0)
+                    part = _mma(dzx, wk, tl.zeros([BLOCK_N, BLOCK_D], tl.float32), DOT_PREC, UPCAST) * g[:, None]
+                    ptr = out + rows[:, None] * D + dk[None, :]
+                    m2 = rmask[:, None] & dmask[None, :]
+                    tl.store(ptr, tl.load(ptr, mask=m2, other=0.0) + part, mask=m2)
+            tl.debug_barrier()
+
+    @triton.jit
+    def _dw_kernel(X, W, T, LSE, G, GMAX, DW, Skip,       # DW (v_hi - v_lo, d) fp32, row 0 = class v_lo
+                   N, D, v_lo, v_hi, stride_xn, stride_wv, stride_dwv,
+                   inv_temp, softcap, c1, c0, z_loss, eps,
+                   HAS_SOFTCAP: tl.constexpr, SMOOTH_IN_TILE: tl.constexpr, FILTER: tl.constexpr,
+                   DOT_PREC: tl.constexpr, UPCAST: tl.constexpr,
+                   BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, GROUP_N: tl.constexpr):
+        "dW of one tile of (rows, classes), added to the fp32 accumulator with atomics; Skip counts the skipped tiles."
         pid = tl.program_id(0)
         num_n = tl.cdiv(N, BLOCK_N)
         num_v = tl.cdiv(v_hi - v_lo, BLOCK_V)
@@ -133,21 +170,13 @@ if HAS_TRITON:
             tl.atomic_add(Skip, 1 - keep.to(tl.int32))
         if keep:
             gmax = tl.load(GMAX)
-            if COMPUTE_DX:
-                dzx = (dz * inv_temp).to(X.dtype.element_ty)                               # (BLOCK_N, BLOCK_V)
-            if COMPUTE_DW:
-                dzw = tl.trans(dz * (g * (inv_temp / gmax))[:, None]).to(X.dtype.element_ty)   # (BLOCK_V, BLOCK_N)
+            dzw = tl.trans(dz * (g * (inv_temp / gmax))[:, None]).to(X.dtype.element_ty)   # (BLOCK_V, BLOCK_N)
             for k0 in range(0, D, BLOCK_D):
                 dk = k0 + offs_d
                 dmask = dk < D
-                if COMPUTE_DX:
-                    wk = tl.load(W + cols[:, None] * stride_wv + dk[None, :], mask=cmask[:, None] & dmask[None, :], other=0.0)
-                    part = _mma(dzx, wk, tl.zeros([BLOCK_N, BLOCK_D], tl.float32), DOT_PREC, UPCAST) * g[:, None]
-                    tl.atomic_add(DX + rows[:, None] * stride_dxn + dk[None, :], part, mask=rmask[:, None] & dmask[None, :])
-                if COMPUTE_DW:
-                    xk = tl.load(X + rows[:, None] * stride_xn + dk[None, :], mask=rmask[:, None] & dmask[None, :], other=0.0)
-                    part = _mma(dzw, xk, tl.zeros([BLOCK_V, BLOCK_D], tl.float32), DOT_PREC, UPCAST) * gmax
-                    tl.atomic_add(DW + (cols - v_lo)[:, None] * stride_dwv + dk[None, :], part, mask=cmask[:, None] & dmask[None, :])
+                xk = tl.load(X + rows[:, None] * stride_xn + dk[None, :], mask=rmask[:, None] & dmask[None, :], other=0.0)
+                part = _mma(dzw, xk, tl.zeros([BLOCK_V, BLOCK_D], tl.float32), DOT_PREC, UPCAST) * gmax
+                tl.atomic_add(DW + (cols - v_lo)[:, None] * stride_dwv + dk[None, :], part, mask=cmask[:, None] & dmask[None, :])
 
 # %% ../nbs/03c_kernel_fused.ipynb #d0b94875
 if HAS_TRITON:
@@ -181,42 +210,6 @@ if HAS_TRITON:
                     part = _mma(dzw, xk, tl.zeros([BLOCK_V, BLOCK_D], tl.float32), DOT_PREC, UPCAST) * gmax
                     ptr = DW + (cols - v_lo)[:, None] * stride_dwv + dk[None, :]
                     m2 = cmask[:, None] & dmask[None, :]
-                    tl.store(ptr, tl.load(ptr, mask=m2, other=0.0) + part, mask=m2)
-            tl.debug_barrier()
-
-    @triton.jit
-    def _det_dx_kernel(X, W, T, LSE, G, DXP, Skip, N, D, V, v_per_split, stride_xn, stride_wv,
-                       inv_temp, softcap, c1, c0, z_loss, eps,
-                       HAS_SOFTCAP: tl.constexpr, SMOOTH_IN_TILE: tl.constexpr, FILTER: tl.constexpr, COUNT: tl.constexpr,
-                       DOT_PREC: tl.constexpr, UPCAST: tl.constexpr,
-                       BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr):
-        "Deterministic dX: one program owns a block of rows and one split of the classes, walked in order; DXP (S, N, d) fp32 partials."
-        pid_n, pid_s = tl.program_id(0), tl.program_id(1)
-        rows = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
-        rmask = rows < N
-        offs_d = tl.arange(0, BLOCK_D)
-        v_lo = pid_s * v_per_split
-        v_hi = tl.minimum(v_lo + v_per_split, V)
-        out = DXP + pid_s.to(tl.int64) * N * D
-        for v0 in range(v_lo, v_hi, BLOCK_V):
-            cols = (v0 + tl.arange(0, BLOCK_V)).to(tl.int64)
-            cmask = cols < v_hi
-            dz, g = _grad_tile(X, W, T, LSE, G, rows, cols, rmask, cmask, D, stride_xn, stride_wv, inv_temp, softcap, c1, c0, z_loss,
-                               HAS_SOFTCAP, SMOOTH_IN_TILE, DOT_PREC, UPCAST, BLOCK_N, BLOCK_V, BLOCK_D)
-            keep = True
-            if FILTER:
-                keep = tl.max(tl.max(tl.abs(dz), 1), 0) >= eps
-                if COUNT:
-                    tl.atomic_add(Skip, 1 - keep.to(tl.int32))
-            if keep:
-                dzx = (dz * inv_temp).to(X.dtype.element_ty)
-                for k0 in range(0, D, BLOCK_D):
-                    dk = k0 + offs_d
-                    dmask = dk < D
-                    wk = tl.load(W + cols[:, None] * stride_wv + dk[None, :], mask=cmask[:, None] & dmask[None, :], other=0.0)
-                    part = _mma(dzx, wk, tl.zeros([BLOCK_N, BLOCK_D], tl.float32), DOT_PREC, UPCAST) * g[:, None]
-                    ptr = out + rows[:, None] * D + dk[None, :]
-                    m2 = rmask[:, None] & dmask[None, :]
                     tl.store(ptr, tl.load(ptr, mask=m2, other=0.0) + part, mask=m2)
             tl.debug_barrier()
 
@@ -261,9 +254,8 @@ if HAS_TRITON:   # LSNB_FUSED_AUTOTUNE=1
     _BWD_CONFIGS = [triton.Config(dict(BLOCK_N=bn, BLOCK_V=bv, BLOCK_D=bd, GROUP_N=8), num_warps=nw, num_stages=ns)
                     for bn, bv, bd, nw, ns in [(128, 128, 64, 8, 3), (128, 128, 32, 8, 4), (64, 128, 64, 4, 3), (128, 64, 64, 4, 3)]]
     _fwd_tuned = triton.autotune(_FWD_CONFIGS, key=['D', 'V', 'HAS_SOFTCAP'])(_fused_fwd_kernel)
-    # the backward accumulates with atomics: the tuner must restore the accumulators between its trials
-    _bwd_tuned = triton.autotune(_BWD_CONFIGS, key=['D', 'HAS_SOFTCAP', 'FILTER', 'COMPUTE_DX', 'COMPUTE_DW'],
-                                 restore_value=['DX', 'DW', 'Skip'])(_fused_bwd_kernel)
+    # the dW kernel accumulates with atomics: the tuner must restore the accumulator between its trials
+    _dw_tuned = triton.autotune(_BWD_CONFIGS, key=['D', 'HAS_SOFTCAP', 'FILTER'], restore_value=['DW', 'Skip'])(_dw_kernel)
 
 # %% ../nbs/03c_kernel_fused.ipynb #9663ad06
 def _fused_forward(x, w, t, *, inv_temp, softcap, splits=None):
@@ -314,57 +306,53 @@ def _fused_backward(x, w, t, lse, g, *, need_x, need_w, alpha, inv_temp, softcap
     gmax = g.abs().amax().reshape(1) if N else torch.ones(1, device=dev)
     gmax = torch.where(gmax > 0, gmax, torch.ones_like(gmax))
     f32 = x.dtype == torch.float32
-    dx = (torch.zeros(N, D, device=dev, dtype=torch.float32)) if need_x else None
-    dw = torch.empty_like(w) if need_w else None
+    dx, dw = None, (torch.empty_like(w) if need_w else None)
     skip = torch.zeros(1, device=dev, dtype=torch.int32)
     r1 = alpha > 0 and not smooth_in_tile
     coef = -(alpha / V) * inv_temp
-    if need_x and r1: dx.addr_(g, _colsum(w), alpha=coef)          # dX_i += -(alpha/V) g_i sum_v w_v
-    u = coef * _colsum(x, g) if (need_w and r1) else None           # dW_v += -(alpha/V) sum_i g_i x_i, every v
     interp = _interpreted(x)
     consts = (float(inv_temp), float(softcap or 1.0), 1.0 - alpha, alpha / V, float(z_loss), float(filter_eps or 0.0))
     flags = dict(HAS_SOFTCAP=softcap is not None, SMOOTH_IN_TILE=smooth_in_tile, FILTER=filt, DOT_PREC=_dot_prec(x), UPCAST=_upcast(x))
     ntiles, blk = 0, None
-    if deterministic and need_x and N > 0:   # dX from its own kernel: S fp32 partials, summed in a fixed order
+    if need_x and N > 0:   # dX, in both modes: S fp32 partials (one per split of the classes), summed in a fixed order
         S = max(1, min(triton.cdiv(V, _V_ALIGN), triton.cdiv(2 * _sms(dev), triton.cdiv(N, 128)), 2 ** 28 // (4 * N * D)))
         vps = triton.cdiv(triton.cdiv(V, S), _V_ALIGN) * _V_ALIGN; S = triton.cdiv(V, vps)
         dxp = torch.zeros(S, N, D, device=dev, dtype=torch.float32)
-        blk = _launch(_det_dx_kernel, lambda c: (triton.cdiv(N, c['BLOCK_N']), S),
+        blk = _launch(_dx_kernel, lambda c: (triton.cdiv(N, c['BLOCK_N']), S),
                       (x, w, t, lse, g, dxp, skip, N, D, V, vps, x.stride(0), w.stride(0)) + consts, dict(flags, COUNT=not need_w), x)
         if not need_w: ntiles += triton.cdiv(N, blk['BLOCK_N']) * sum(triton.cdiv(min(vps, V - s * vps), blk['BLOCK_V']) for s in range(S))
-        dx += dxp.sum(0)
+        dx = dxp.sum(0) if S > 1 else dxp[0]
         del dxp
-    if deterministic and not need_w: return (dx if f32 or dx is None else dx.to(x.dtype)), dw, skip, ntiles, blk
-    C = min(V, _dw_chunk(V, D, dw_chunk)) if need_w else V
+    elif need_x: dx = torch.zeros(N, D, device=dev, dtype=torch.float32)
+    if need_x and r1: dx.addr_(g, _colsum(w), alpha=coef)          # dX_i += -(alpha/V) g_i sum_v w_v
+    if need_x and not f32: dx = dx.to(x.dtype)
+    if not need_w: return dx, dw, skip, ntiles, blk
+    u = coef * _colsum(x, g) if r1 else None                        # dW_v += -(alpha/V) sum_i g_i x_i, every v
+    C = min(V, _dw_chunk(V, D, dw_chunk))
     if deterministic and dw_chunk is None: C = min(V, max(C, 2 * _sms(dev) * 128))   # one program per 128 classes: enough of them
     for v_lo in range(0, V, C):
         v_hi = min(V, v_lo + C)
-        if need_w:
-            acc = dw[v_lo:v_hi] if f32 else torch.empty(v_hi - v_lo, D, device=dev, dtype=torch.float32)
-            acc.zero_()
-        else: acc = x.new_empty(1, 1, dtype=torch.float32)
+        acc = dw[v_lo:v_hi] if f32 else torch.empty(v_hi - v_lo, D, device=dev, dtype=torch.float32)
+        acc.zero_()
         if N > 0 and deterministic:
             blk = _launch(_det_dw_kernel, lambda c: (triton.cdiv(v_hi - v_lo, c['BLOCK_V']),),
                           (x, w, t, lse, g, gmax, acc, skip, N, D, v_lo, v_hi, x.stride(0), w.stride(0), acc.stride(0)) + consts,
                           dict(flags, COUNT=True), x)
             ntiles += triton.cdiv(N, blk['BLOCK_N']) * triton.cdiv(v_hi - v_lo, blk['BLOCK_V'])
         elif N > 0:
-            dxp = dx if need_x else x.new_empty(1, 1, dtype=torch.float32)
-            args = (x, w, t, lse, g, gmax, dxp, acc, skip, N, D, v_lo, v_hi, x.stride(0), w.stride(0), dxp.stride(0), acc.stride(0)) + consts
-            kw = dict(flags, COMPUTE_DX=need_x, COMPUTE_DW=need_w)
+            args = (x, w, t, lse, g, gmax, acc, skip, N, D, v_lo, v_hi, x.stride(0), w.stride(0), acc.stride(0)) + consts
             if AUTOTUNE and not interp:
-                _bwd_tuned[lambda META: (triton.cdiv(N, META['BLOCK_N']) * triton.cdiv(v_hi - v_lo, META['BLOCK_V']),)](*args, **kw)
-                blk = _bwd_tuned.best_config.kwargs
+                _dw_tuned[lambda META: (triton.cdiv(N, META['BLOCK_N']) * triton.cdiv(v_hi - v_lo, META['BLOCK_V']),)](*args, **flags)
+                blk = _dw_tuned.best_config.kwargs
             else:
-                blk = _launch(_fused_bwd_kernel, lambda c: (triton.cdiv(N, c['BLOCK_N']) * triton.cdiv(v_hi - v_lo, c['BLOCK_V']),),
-                              args, dict(kw, GROUP_N=4 if interp else 8), x)
+                blk = _launch(_dw_kernel, lambda c: (triton.cdiv(N, c['BLOCK_N']) * triton.cdiv(v_hi - v_lo, c['BLOCK_V']),),
+                              args, dict(flags, GROUP_N=4 if interp else 8), x)
             ntiles += triton.cdiv(N, blk['BLOCK_N']) * triton.cdiv(v_hi - v_lo, blk['BLOCK_V'])
-        if need_w:
-            if u is not None: acc += u
-            if not f32: dw[v_lo:v_hi] = acc
+        if u is not None: acc += u
+        if not f32: dw[v_lo:v_hi] = acc
         del acc
-    if need_x: dx = dx if f32 else dx.to(x.dtype)
     return dx, dw, skip, ntiles, blk
+
 
 # %% ../nbs/03c_kernel_fused.ipynb #be280a41
 class _FusedLCE(torch.autograd.Function):

@@ -18,7 +18,7 @@ def test_fused_kernels_compile_for_sm90(tmp_path):
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     res = json.loads(out.read_text())
     kernels = {r['kernel'].split()[0] for r in res['rows']}
-    assert kernels == {'fwd', 'bwd', 'det_dw', 'det_dx'} and len(res['rows']) == 5
+    assert kernels == {'fwd', 'dw', 'det_dw', 'dx'} and len(res['rows']) == 5
     assert all(r['ok'] and 0 < r['shared_bytes'] <= 232448 for r in res['rows'])
 
 

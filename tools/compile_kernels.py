@@ -33,23 +33,21 @@ def variants(quick=False, all_configs=False, dtypes=('bf16', 'fp32')):
                        inv_temp=f, softcap=f)
             for sc in ((False,) if quick else (False, True)):
                 out.append((f'fwd softcap={sc} {tag}', KF._fused_fwd_kernel, fwd, dict(B, HAS_SOFTCAP=sc), nw, ns))
-            bwd = dict(X=ptr, W=ptr, T='*i64', LSE='*fp32', G='*fp32', GMAX='*fp32', DX='*fp32', DW='*fp32', Skip='*i32',
-                       N=i, D=i, v_lo=i, v_hi=i, stride_xn=i, stride_wv=i, stride_dxn=i, stride_dwv=i,
-                       inv_temp=f, softcap=f, c1=f, c0=f, z_loss=f, eps=f)
-            for sc, sm, fl, cx, cw in itertools.product((False, True), repeat=5):
-                if not (cx or cw) or (sm and not sc) or (sm and fl): continue    # as _fused_backward sets the flags
-                if quick and not (cx and cw and fl == (not sm) and sc == sm): continue
-                out.append((f'bwd softcap={sc} smooth_in_tile={sm} filter={fl} dx={cx} dw={cw} {tag}', KF._fused_bwd_kernel, bwd,
-                            dict(B, HAS_SOFTCAP=sc, SMOOTH_IN_TILE=sm, FILTER=fl, COMPUTE_DX=cx, COMPUTE_DW=cw, GROUP_N=8), nw, ns))
-            ddw = dict(X=ptr, W=ptr, T='*i64', LSE='*fp32', G='*fp32', GMAX='*fp32', DW='*fp32', Skip='*i32', N=i, D=i,
-                       v_lo=i, v_hi=i, stride_xn=i, stride_wv=i, stride_dwv=i, inv_temp=f, softcap=f, c1=f, c0=f, z_loss=f, eps=f)
-            ddx = dict(X=ptr, W=ptr, T='*i64', LSE='*fp32', G='*fp32', DXP='*fp32', Skip='*i32', N=i, D=i, V=i, v_per_split=i,
-                       stride_xn=i, stride_wv=i, inv_temp=f, softcap=f, c1=f, c0=f, z_loss=f, eps=f)
-            for fl in ((True,) if quick else (False, True)):
+            # the backward's flags, as _fused_backward sets them: smooth_in_tile only with softcap, and then no filter
+            flagsets = [(sc, sm, fl) for sc, sm, fl in itertools.product((False, True), repeat=3) if not (sm and not sc) and not (sm and fl)]
+            if quick: flagsets = [(False, False, True), (True, True, False)]
+            common = dict(X=ptr, W=ptr, T='*i64', LSE='*fp32', G='*fp32', Skip='*i32', N=i, D=i, stride_xn=i, stride_wv=i,
+                          inv_temp=f, softcap=f, c1=f, c0=f, z_loss=f, eps=f)
+            dw = dict(common, GMAX='*fp32', DW='*fp32', v_lo=i, v_hi=i, stride_dwv=i)
+            dx = dict(common, DXP='*fp32', V=i, v_per_split=i)
+            for sc, sm, fl in flagsets:
+                F_ = dict(B, HAS_SOFTCAP=sc, SMOOTH_IN_TILE=sm, FILTER=fl)
+                lab = f'softcap={sc} smooth_in_tile={sm} filter={fl}'
+                out.append((f'dw {lab} {tag}', KF._dw_kernel, dw, dict(F_, GROUP_N=8), nw, ns))
+                if quick and (sc, sm, fl) != flagsets[0]: continue   # quick: the tile kernel with both flag sets, the others once
+                out.append((f'det_dw {lab} {tag}', KF._det_dw_kernel, dw, dict(F_, COUNT=True), nw, ns))
                 for cnt in ((True,) if quick else (False, True)):
-                    fl_ = dict(B, HAS_SOFTCAP=False, SMOOTH_IN_TILE=False, FILTER=fl, COUNT=cnt)
-                    out.append((f'det_dw filter={fl} count={cnt} {tag}', KF._det_dw_kernel, ddw, fl_, nw, ns))
-                    out.append((f'det_dx filter={fl} count={cnt} {tag}', KF._det_dx_kernel, ddx, fl_, nw, ns))
+                    out.append((f'dx {lab} count={cnt} {tag}', KF._dx_kernel, dx, dict(F_, COUNT=cnt), nw, ns))
     return out
 
 
