@@ -20,8 +20,9 @@ from .scoring import MCRecord, record_logits, rescore, get_method
 __all__ = ['ENGLISH', 'MULTILINGUAL', 'CFT_RECIPE', 'ENGLISH_OF', 'StudyConfig', 'RunSpec', 'cft_recipe', 'standard_runs',
            'study_items', 'save_items', 'read_study_items', 'records_to_scores', 'scores_arrays', 'save_scores',
            'load_scores', 'serving', 'token_stats', 'find_vocab', 'sft_rows', 'mc_rows', 'train_run',
-           'multilingual_methods', 'score_run', 'run_study', 'load_study', 'task_metrics', 'paired_difference',
-           'seed_interval', 'split_halves', 'heldout_temperature', 'language_report', 'seed_item_bootstrap', 'holm']
+           'multilingual_methods', 'score_run', 'run_study', 'load_study', 'chance_accuracy', 'task_metrics',
+           'paired_difference', 'seed_interval', 'split_halves', 'heldout_temperature', 'language_report',
+           'seed_item_bootstrap', 'holm']
 
 # %% ../nbs/07_experiments.ipynb #36cbc989
 ENGLISH = {'arc_easy': None, 'arc_challenge': None, 'openbookqa': None, 'piqa': None, 'commonsenseqa': None, 'mmlu': 2000}
@@ -468,6 +469,12 @@ def load_study(out): # a results folder written by `run_study`
         j['scores'] = {f.name.split('.')[1]: load_scores(f) for f in sorted(d.glob('scores.*.npz'))}
         res[d.name] = j
     return res
+
+def chance_accuracy(s:dict): # one task's scores (`records_to_scores`/`load_scores`)
+    "Expected accuracy of a uniform guess among each item's options (the finite logits of its NaN-padded row): the chance level of the family rule."
+    n = np.isfinite(s['logits']).sum(1)
+    if (n < 1).any(): raise ValueError(f'{int((n < 1).sum())} item(s) have no finite option logit')
+    return float(np.mean(1 / n))
 
 def task_metrics(s:dict, temperature:float=1.0, n_bins:int=15, n_boot:int=1000, seed:int=0, index=None,
                  metrics=('accuracy', 'ece', 'mean_confidence', 'brier', 'nll'), # names in `lsnb.calibration.METRICS`
