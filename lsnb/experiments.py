@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiments.ipynb #7ee9e5d0
 from __future__ import annotations
-import os, json, gzip, math, time, shutil, hashlib, contextlib
+import os, io, json, gzip, math, time, shutil, hashlib, contextlib
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
@@ -133,9 +133,9 @@ def study_items(cfg:StudyConfig): # the study
     return out
 
 def save_items(path, items:dict): # a .jsonl.gz file; `study_items` output
-    "Write the study's items to one gzipped JSONL file (to carry them to a machine without the data)."
+    "Write the study's items to one gzipped JSONL file (to carry them to a machine without the data); the same items give the same bytes (no time or name in the gzip header), so its sha256 names the content."
     path = Path(path); tmp = path.with_name(path.name + '.tmp')
-    with gzip.open(tmp, 'wt', encoding='utf-8') as f:
+    with open(tmp, 'wb') as raw, gzip.GzipFile(filename='', mode='wb', fileobj=raw, mtime=0) as gz, io.TextIOWrapper(gz, encoding='utf-8') as f:
         for part, tasks in items.items():
             for t, its in tasks.items():
                 for it in its: f.write(json.dumps(dict(part=part, key=t, item=it.to_dict())) + '\n')
