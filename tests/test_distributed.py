@@ -119,7 +119,12 @@ def test_fsdp2_fused_head_gradients(tmp_path):
 
 # ---------------------------------------------------------------- lsnb sft under torchrun (DDP)
 LOSS_RTOL = 1e-5   # per logged step, 2 processes vs 1 (measured: equal to about 1e-7)
-WEIGHT_ATOL = 3e-4  # checkpoint weights after 3 AdamW steps at lr 3e-3: a tenth of one step's largest update (measured about 5e-5)
+# Checkpoint weights after 3 AdamW steps at lr 3e-3. Not elementwise: Adam divides by the root of the squared gradient,
+# so an element whose gradient is near 0 (a summation-order difference of 1e-9 against a gradient of 1e-9) takes a
+# different step of up to about lr, whatever the reduction's accuracy (seen: max |diff| 5e-5 here, 3.6e-4 on CI's
+# machine, same losses). The update as a whole is what DDP must reproduce: |Δ_ddp - Δ_one| / |Δ_one| over all weights
+# (Δ = checkpoint - initial weights, 2-norm; measured 5.8e-5 here).
+UPDATE_RTOL = 1e-2
 
 
 @pytest.fixture(scope='module')
@@ -160,9 +165,14 @@ def _same_run(one, out, proc):
     l1, l2 = _losses(one), _losses(out)
     assert len(l1) == len(l2) == 3, (l1, l2)   # one log line per step: rank 1 writes no log
     torch.testing.assert_close(torch.tensor(l2, dtype=torch.float64), torch.tensor(l1, dtype=torch.float64), rtol=LOSS_RTOL, atol=0)
+    w0 = load_file(one.parent/'tiny'/'model.safetensors')
     w1, w2 = load_file(one/'checkpoint-3'/'model.safetensors'), load_file(out/'checkpoint-3'/'model.safetensors')
-    wworst = max((w2[k] - w1[k]).abs().max().item() for k in w1)
-    assert wworst < WEIGHT_ATOL, wworst
+    assert set(w1) == set(w2) == set(w0), (sorted(w0), sorted(w1), sorted(w2))
+    d1 = torch.cat([(w1[k].double() - w0[k].double()).flatten() for k in sorted(w0)])
+    d2 = torch.cat([(w2[k].double() - w0[k].double()).flatten() for k in sorted(w0)])
+    assert d1.norm() > 0, 'the one-process run did not change the weights'
+    wworst = ((d2 - d1).norm() / d1.norm()).item()
+    assert wworst < UPDATE_RTOL, (wworst, (d2 - d1).abs().max().item())
     res = json.loads((out/'result.json').read_text())
     assert res['global_step'] == 3 and (out/'final'/'model.safetensors').is_file()
     assert proc.stdout.count('lsnb sft: 3 steps') == 1, proc.stdout[-2000:]   # the summary (and final/, result.json) from rank 0 only
@@ -174,7 +184,7 @@ def test_sft_torchrun_ddp_equals_one_process(tiny, one_process):
     t0 = time.time()
     p = torchrun(Path(sys.executable).with_name('lsnb'), *_sft_args(tiny, tiny/'ddp2', 2))
     l1, l2, worst, wworst = _same_run(one_process, tiny/'ddp2', p)
-    print(f'torchrun DDP: losses {l2} vs {l1}, worst relative {worst:.1e}; weights max |diff| {wworst:.1e} ({time.time() - t0:.0f} s)')
+    print(f'torchrun DDP: losses {l2} vs {l1}, worst relative {worst:.1e}; update relative difference {wworst:.1e} ({time.time() - t0:.0f} s)')
 
 
 def test_sft_accelerate_launch_ddp_equals_one_process(tiny, one_process):
@@ -185,7 +195,7 @@ def test_sft_accelerate_launch_ddp_equals_one_process(tiny, one_process):
            Path(sys.executable).with_name('lsnb'), *_sft_args(tiny, tiny/'acc2', 2)]
     p = subprocess.run([str(c) for c in cmd], env=ENV, capture_output=True, text=True, timeout=240, cwd=ROOT)
     l1, l2, worst, wworst = _same_run(one_process, tiny/'acc2', p)
-    print(f'accelerate DDP: losses {l2} vs {l1}, worst relative {worst:.1e}; weights max |diff| {wworst:.1e} ({time.time() - t0:.0f} s)')
+    print(f'accelerate DDP: losses {l2} vs {l1}, worst relative {worst:.1e}; update relative difference {wworst:.1e} ({time.time() - t0:.0f} s)')
 
 
 def test_sft_accelerate_fsdp_on_cpu_refused(tiny, monkeypatch):

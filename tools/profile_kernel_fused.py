@@ -12,7 +12,7 @@ Results are rewritten atomically after every measurement, and a rerun with the s
 (resumable across calls on a machine that is taken back); `--max-seconds` stops cleanly.
 
     LSNB_COMMIT=$(git rev-parse --short HEAD) python tools/profile_kernel_fused.py --out nbs/results/kernel_fused_profile_h200.json
-    python tools/profile_kernel_fused.py --dry-run --out /tmp/prof_dry.json     # CPU self-check (Triton interpreter)
+    python tools/profile_kernel_fused.py --dry-run --out prof_dry.json     # CPU self-check (Triton interpreter)
 
 Without CUDA (and without --dry-run) it prints one line and exits with status 2.
 """
