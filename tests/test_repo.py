@@ -237,7 +237,7 @@ def _driver(*args, cwd):
     return subprocess.run([sys.executable, str(GPU_TOOLS/'run_study.py'), *map(str, args)], cwd=cwd, capture_output=True, text=True)
 
 
-IN_PROGRESS = {'gemma-3-270m-v2-lr': 27, 'gemma-3-270m-v2-dose': 12, 'gemma-3-270m-v2-remedies': 12, 'gemma-3-270m-v2-lang': 7, 'gemma-3-270m-vd': 38}   # studies still being run across sessions: runs left (their notebooks say which)
+IN_PROGRESS = {'gemma-3-270m-v2-lr': 27, 'gemma-3-270m-v2-dose': 12, 'gemma-3-270m-v2-remedies': 12, 'gemma-3-270m-v2-lang': 7, 'gemma-3-270m-vd': 33}   # studies still being run across sessions: runs left (their notebooks say which)
 
 def test_driver_check_of_the_saved_studies(studyfile, capsys):
     "`--check` on the committed configs and results: nothing to do, so no model is needed; exit status 0. Studies in progress have exactly the runs left that IN_PROGRESS says."
@@ -328,3 +328,19 @@ def test_reliability_catalogue_is_tested():
             assert e['test'] in defined and e['test'].startswith(prefix), (c.name, e['id'], e['test'])
     dup = sorted({i for i in ids if ids.count(i) > 1})
     assert not dup, f'duplicate catalogue ids: {dup}'
+
+
+# ---- tools/test_nbs.py: the order it starts the notebooks in ------------------------------------------------------
+
+def test_nbs_first_starts_the_named_notebooks_first():
+    "`--first a,b` puts a and b at the head of the run, in that order, the others after them in nbdev's (sorted) order."
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT/'tools'/'test_nbs.py'), '--list', *a], cwd=ROOT, capture_output=True, text=True)
+    plain, first = run(), run('--first', '06a_sft.ipynb,03c_kernel_fused.ipynb')
+    assert plain.returncode == 0 and first.returncode == 0, plain.stderr + first.stderr
+    names = lambda p: [l.strip() for l in p.stdout.splitlines() if l.startswith('  ') and l.strip().endswith('.ipynb')]
+    a, b = names(plain), names(first)
+    assert len(a) > 10 and sorted(a) == sorted(b), (a, b)
+    assert [Path(x).name for x in b[:2]] == ['06a_sft.ipynb', '03c_kernel_fused.ipynb'], b[:3]
+    assert b[2:] == [x for x in a if Path(x).name not in ('06a_sft.ipynb', '03c_kernel_fused.ipynb')]
+    bad = run('--first', 'nosuch.ipynb')
+    assert bad.returncode == 2 and '--first: no notebook named nosuch.ipynb' in bad.stderr, bad.stderr

@@ -69,6 +69,8 @@ def main(argv=None):
                     'notebook, else min(CPUs, 8)); 0 runs the notebooks one after another in this process')
     ap.add_argument('--list', action='store_true', help='only list the notebooks and the cells that would not run')
     ap.add_argument('--pause', type=float, default=0.01, help='seconds between starting two notebooks (as nbdev_test)')
+    ap.add_argument('--first', default='', help='comma-separated notebook file names to start before the others (the '
+                    'longest: with them last, one worker runs alone at the end)')
     a = ap.parse_args(argv)
     from nbdev.config import get_config
     from nbdev.doclinks import nbglob
@@ -81,6 +83,9 @@ def main(argv=None):
     files = nbglob(a.path, as_path=True, symlinks=False, file_glob='*.ipynb', skip_file_re='^[_.]', skip_folder_re='^[_.]')
     files = [f.absolute() for f in sorted(files) if _keep_file(f, '.notest')]
     if not files: print('test_nbs: no notebook to test'); return 1
+    first = [n for n in a.first.split(',') if n]
+    if (bad := sorted(set(first) - {f.name for f in files})): ap.error(f'--first: no notebook named {", ".join(bad)} among those to test')
+    files.sort(key=lambda f: first.index(f.name) if f.name in first else len(first))   # stable: the rest keep their order
     n_workers = a.n_workers if a.n_workers is not None else (0 if len(files) == 1 else min(num_cpus(), 8))
     left_out = {fl for fl in skip_flags if fl not in force_flags}
     not_run = defaultdict(dict)   # flag -> {notebook: cells}

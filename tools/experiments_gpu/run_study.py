@@ -19,7 +19,6 @@ from pathlib import Path
 from studyfile import ConfigError, load_config, select_runs, saved_study_diff, check_prepared, load_kwargs, model_source, read_rows
 
 SAVED = Path(__file__).resolve().parents[2]/'nbs'/'experiments'/'results'   # the saved studies
-MODULES = ('experiments', 'sft', 'kernel', 'evaluate', 'sft_data', 'models', 'data', 'scoring', 'calibration')
 
 
 def parse_args(argv=None):
@@ -76,7 +75,8 @@ def _command(args):
 def _code_sha256():
     import lsnb
     root = Path(lsnb.__file__).parent
-    return {f'lsnb/{m}.py': hashlib.sha256((root/f'{m}.py').read_bytes()).hexdigest() for m in MODULES if (root/f'{m}.py').exists()}
+    # every module of the package (the restricted softmax, the fused kernel and the configs run too), not a chosen few
+    return {f'lsnb/{f.name}': hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(root.glob('*.py')) if f.name != '_modidx.py'}
 
 
 def plan(args):
