@@ -5,7 +5,7 @@ fail clearly, a tiny study runs end to end on the CPU).
 Needs neither ../shared nor a browser nor a GPU. Invariants that do not hold yet are `xfail(strict=True)`: when one
 starts to hold, its test fails (XPASS) and the marker is to be removed.
 """
-import io, json, re, subprocess, sys, tokenize
+import io, json, os, re, subprocess, sys, tokenize
 from pathlib import Path
 
 import pytest
@@ -344,3 +344,23 @@ def test_nbs_first_starts_the_named_notebooks_first():
     assert b[2:] == [x for x in a if Path(x).name not in ('06a_sft.ipynb', '03c_kernel_fused.ipynb')]
     bad = run('--first', 'nosuch.ipynb')
     assert bad.returncode == 2 and '--first: no notebook named nosuch.ipynb' in bad.stderr, bad.stderr
+
+
+def test_carried_study_fails_fast(tmp_path):
+    "tools/experiments_gpu/carried_study.sh stops at once, exit 2, with a line naming what is missing (not after its time limit)."
+    sh = ROOT/'tools'/'experiments_gpu'/'carried_study.sh'
+    cfg = ROOT/'tools'/'experiments_gpu'/'gemma-3-270m-vd.json'
+    def run(*a, out=True):
+        env = {k: v for k, v in os.environ.items() if k != 'OUT'}
+        if out: env['OUT'] = str(tmp_path/'out')
+        return subprocess.run(['bash', str(sh), *map(str, a)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    for args, kw, words in [((), {}, 'usage: LIMIT=560 carried_study.sh WORK CONFIG'),
+                            ((tmp_path, cfg), dict(out=False), '$OUT is not set'),
+                            ((tmp_path, tmp_path/'nope.json'), {}, 'no config file'),
+                            ((tmp_path, cfg), {}, 'wheels lacks the transformers or gguf wheel')]:
+        r = run(*args, **kw)
+        assert r.returncode == 2 and words in r.stderr, (args, r.returncode, r.stderr)
+    (tmp_path/'wheels').mkdir()
+    for n in ('transformers-5.24.0-py3-none-any.whl', 'gguf-0.19.0-py3-none-any.whl'): (tmp_path/'wheels'/n).write_bytes(b'not a wheel')
+    r = run(tmp_path, cfg)
+    assert r.returncode == 2 and 'pip install of the carried wheels failed' in r.stderr, r.stderr
