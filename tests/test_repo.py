@@ -364,3 +364,20 @@ def test_carried_study_fails_fast(tmp_path):
     for n in ('transformers-5.24.0-py3-none-any.whl', 'gguf-0.19.0-py3-none-any.whl'): (tmp_path/'wheels'/n).write_bytes(b'not a wheel')
     r = run(tmp_path, cfg)
     assert r.returncode == 2 and 'pip install of the carried wheels failed' in r.stderr, r.stderr
+
+
+def test_carry_prep_checks_before_downloading(tmp_path):
+    "tools/experiments_gpu/carry_prep.py refuses a missing file or a bad config before any download, naming it."
+    tool = ROOT/'tools'/'experiments_gpu'/'carry_prep.py'
+    cfg = ROOT/'tools'/'experiments_gpu'/'gemma-3-270m-vd.json'
+    recs = tmp_path/'recs.json.gz'; recs.write_bytes(b'')
+    bad = tmp_path/'bad.json'; bad.write_text(json.dumps({'study': {'name': 'x', 'nosuchfield': 1}, 'runs': []}))
+    run = lambda *a: subprocess.run([sys.executable, str(tool), *map(str, a)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    common = ['--out', tmp_path/'carry', '--data-root', tmp_path, '--sft-records', recs]
+    for args, words in [(['--config', tmp_path/'nope.json', *common], '--config: no such file'),
+                        (['--config', cfg, *common[:-1], tmp_path/'nope.gz'], '--sft-records: no such file'),
+                        (['--config', cfg, *common, '--subvocabs', tmp_path/'nope.npz'], '--subvocabs: no such file'),
+                        (['--config', bad, *common], 'bad.json')]:
+        r = run(*args)
+        assert r.returncode == 2 and words in r.stderr, (args, r.returncode, r.stderr[-800:])
+    assert not (tmp_path/'carry').exists()   # nothing laid out, nothing downloaded
