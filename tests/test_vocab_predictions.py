@@ -33,7 +33,8 @@ def test_solvers_match_theory(dtype):
         else:                        # float32 matmuls round differently: the same optimum, reached along another path
             np.testing.assert_allclose(f(H.numpy()), f(H0), rtol=1e-4)
             # the target probabilities of a flat optimum move more than its objective: one CI draw met the objective
-            # to 1e-4 and the probabilities only to 4.0e-3 (relative), so they are held to 1e-2
+            # to 1e-4 and the probabilities only to 4.0e-3 (relative); over 75 solves of this test's draws the largest
+            # was 4.1e-3 (99th percentile 1.8e-3, objective within 2.7e-5), so they are held to 1e-2
             np.testing.assert_allclose(Pr.numpy()[np.arange(k), y], P0[np.arange(k), y], rtol=1e-2)
         assert (np.linalg.norm(H.double().numpy(), axis=1) <= R.numpy() * (1 + 1e-6)).all()
     tol = dict(rtol=1e-6, atol=1e-8) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
