@@ -19,7 +19,7 @@ __all__ = ['REDUCTIONS', 'IMPLS', 'KernelOptions', 'resolve_impl', 'linear_cross
 
 # %% ../nbs/03_kernel.ipynb #0cf4df89
 REDUCTIONS = ('mean', 'sum', 'none')
-IMPLS = ('auto', 'triton', 'torch', 'cce', 'fused')   # 'fused': lsnb.kernel_fused (tiles of logits in registers)
+IMPLS = ('auto', 'triton', 'torch', 'cce', 'fused', 'vchunk')   # 'fused': lsnb.kernel_fused (tiles of logits in registers); 'vchunk': lsnb.kernel_vchunk (blocks of classes)
 
 def _number(v): return not isinstance(v, bool) and isinstance(v, numbers.Real)   # Python and NumPy numbers, not bools or tensors
 def _integer(v): return not isinstance(v, bool) and isinstance(v, numbers.Integral)
@@ -33,8 +33,8 @@ class KernelOptions:
     softcap:float|None=None     # Gemma-2 cap, y = softcap * tanh(z / softcap)
     z_loss:float=0.0            # adds z_loss * lse(y)^2 per kept token
     temperature:float=1.0       # logits are divided by it before softcap and CE
-    impl:str='auto'             # 'triton', 'torch', 'auto', 'cce' (CCE + smoothing on top) or 'fused' (lsnb.kernel_fused)
-    chunk_size:int|None=None    # tokens per chunk (None: ~1 GiB of logits on a GPU)
+    impl:str='auto'             # 'triton', 'torch', 'auto', 'cce' (CCE + smoothing on top), 'fused' (lsnb.kernel_fused) or 'vchunk' (lsnb.kernel_vchunk)
+    chunk_size:int|None=None    # tokens per chunk (None: ~1 GiB of logits on a GPU); classes per block for 'vchunk' (None: from its memory budget)
     check_target:bool=True      # check the target range and the bias values (one host sync); off: a bad target gives a NaN row
 
     def __post_init__(self):
@@ -348,7 +348,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return dx, dw, db, None, None
 
 # %% ../nbs/03_kernel.ipynb #f225bb55
-def resolve_impl(impl:str,             # 'auto', 'triton', 'torch', 'cce' or 'fused'
+def resolve_impl(impl:str,             # 'auto', 'triton', 'torch', 'cce', 'fused' or 'vchunk'
                  device:torch.device): # device of the tensors
     "The implementation that runs: `'auto'` is Triton on CUDA (or on the CPU under `TRITON_INTERPRET=1`), PyTorch otherwise."
     if impl == 'auto': return 'triton' if HAS_TRITON and (device.type == 'cuda' or INTERPRETED) else 'torch'
@@ -356,7 +356,7 @@ def resolve_impl(impl:str,             # 'auto', 'triton', 'torch', 'cce' or 'fu
         if device.type != 'cuda': raise ValueError(f"impl='cce' needs CUDA tensors, got {device}")
         try: import cut_cross_entropy
         except ImportError: raise ValueError("impl='cce' needs the cut-cross-entropy package") from None
-    if impl in ('triton', 'fused'):
+    if impl in ('triton', 'fused', 'vchunk'):
         if not HAS_TRITON: raise ValueError(f"impl={impl!r} needs the triton package")
         if device.type != 'cuda' and not INTERPRETED:
             raise ValueError(f"impl={impl!r} needs CUDA tensors (got {device}) or TRITON_INTERPRET=1 set before importing lsnb.kernel")
@@ -374,8 +374,8 @@ def linear_cross_entropy(input:torch.Tensor,   # hidden states (..., d)
                          softcap:float|None=None,      # Gemma-2 cap, y = softcap * tanh(z / softcap)
                          z_loss:float=0.0,             # adds z_loss * lse(y)^2 per kept token
                          temperature:float=1.0,        # logits are divided by it before softcap and CE
-                         impl:str='auto',              # 'triton', 'torch', 'auto', 'cce' (CCE + smoothing on top) or 'fused' (lsnb.kernel_fused)
-                         chunk_size:int|None=None,     # tokens per chunk (None: ~1 GiB of logits on a GPU)
+                         impl:str='auto',              # 'triton', 'torch', 'auto', 'cce' (CCE + smoothing on top), 'fused' (lsnb.kernel_fused) or 'vchunk' (lsnb.kernel_vchunk)
+                         chunk_size:int|None=None,     # tokens per chunk (None: ~1 GiB of logits on a GPU); classes per block for 'vchunk'
                          check_target:bool=True,       # check targets and bias (one host sync); False: a bad target gives a NaN row
                         )->torch.Tensor: # fp32 scalar, or shape `target.shape` for 'none'
     "`F.cross_entropy(F.linear(input, weight, bias).float(), target, ...)` (plus temperature, softcap, z-loss) without N x V logits."
@@ -383,8 +383,8 @@ def linear_cross_entropy(input:torch.Tensor,   # hidden states (..., d)
                          z_loss=z_loss, temperature=temperature, impl=impl, chunk_size=chunk_size, check_target=check_target)
     return _linear_cross_entropy(input, weight, target, bias, opts)
 
-def _linear_cross_entropy(input, weight, target, bias, opts:KernelOptions):
-    "The body of `linear_cross_entropy`, given its checked options."
+def _linear_cross_entropy(input, weight, target, bias, opts:KernelOptions, vchunk=None, return_stats=False):
+    "The body of `linear_cross_entropy`, given its checked options (`vchunk`, `return_stats`: options of impl='vchunk')."
     _check_args(input, weight, target, bias, opts)
     opts = replace(opts, impl=resolve_impl(opts.impl, input.device))
     if opts.impl == 'fused':   # the fused tile kernel handles ignored targets itself (chunk_size does not apply)
@@ -406,10 +406,20 @@ def _linear_cross_entropy(input, weight, target, bias, opts:KernelOptions):
         if opts.temperature != 1.0: x = x / opts.temperature
         return label_smoothing_on_top(x.contiguous(), weight.contiguous(), t.to(torch.int64).contiguous(), _cce_base,
                                       opts.label_smoothing, opts.reduction)
-    out = _LinearCrossEntropy.apply(x.contiguous(), weight.contiguous(), bias, t.to(torch.int64).contiguous(), opts)
-    if opts.reduction != 'none': return out
-    if not all_valid: out = out.new_zeros(valid.numel()).index_put((idx,), out)
-    return out.reshape(target.shape)
+    stats = {} if return_stats else None
+    if opts.impl == 'vchunk':   # blocks of classes (lsnb.kernel_vchunk); ignored rows are gone, as here
+        from lsnb.kernel_vchunk import _vchunk
+        out = _vchunk(x.contiguous(), weight.contiguous(), bias, t.to(torch.int64).contiguous(), opts, stats_out=stats, **(vchunk or {}))
+    else: out = _LinearCrossEntropy.apply(x.contiguous(), weight.contiguous(), bias, t.to(torch.int64).contiguous(), opts)
+    if opts.reduction == 'none':
+        if not all_valid: out = out.new_zeros(valid.numel()).index_put((idx,), out)
+        out = out.reshape(target.shape)
+    if stats is None: return out
+    for k, v in list(stats.items()):   # per-token telemetry in the target's shape, NaN on ignored tokens
+        if not all_valid: v = v.new_full((valid.numel(),), math.nan).index_put((idx,), v)
+        stats[k] = v.reshape(target.shape)
+    stats['valid'] = valid.reshape(target.shape)
+    return out, stats
 
 # %% ../nbs/03_kernel.ipynb #db42cb2d
 class LinearCrossEntropyLoss(nn.Module):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark of the fused linear cross-entropy (`lsnb.kernel_fused`, issue 20) against the chunked path and the peers.
+"""Benchmark of the fused linear cross-entropy (`lsnb.kernel_fused`, issue 20) and the class-blocked path (`lsnb.kernel_vchunk`) against the chunked path and the peers.
 
 On one CUDA GPU, bf16, forward + backward of the loss from hidden states: median of `--reps` steps after warm-up (CUDA
 events), peak memory above the inputs (`torch.cuda.max_memory_allocated` after a reset, minus what was allocated
@@ -25,7 +25,9 @@ ALPHA = 0.1
 PEAK_TFLOPS = 790.0          # the floor: 6 N d V flops at this rate (issue 20)
 SCALES = (1.0, 2.0)          # weights x scale / sqrt(d): logits of standard deviation ~ scale
 EXTREME_SCALE = 300.0        # |z| up to ~1e3
-ARMS = ('fused_a0.1', 'fused_a0', 'fused_a0.1_nofilter', 'fused_a0.1_det', 'chunked', 'eager', 'compile', 'liger', 'cce')
+ARMS = ('fused_a0.1', 'fused_a0', 'fused_a0.1_nofilter', 'fused_a0.1_det', 'vchunk_a0.1', 'vchunk_a0', 'vchunk_a0.1_b128',
+        'vchunk_a0.1_b512', 'chunked', 'chunked_c1024', 'eager', 'compile', 'liger', 'cce', 'torch_lce_a0')
+VCHUNK_BUDGETS = {'vchunk_a0.1_b128': 128, 'vchunk_a0.1_b512': 512}   # MiB (the default: max(32 MiB, 5% of the gradients))
 DRY_SHAPES = {'tiny': (48, 32, 300)}
 # saved results name no folder of this machine (tests/test_repo.py): such paths in error strings become <path>/name
 _MACHINE = re.compile(r'(?<![\w.~$/-])/(?:work|root|home|tmp|var|private|opt|mnt|media|scratch|data|srv|content|kaggle|Users|usr)/[^\s\'"`)\]},;:<>|*]*')
@@ -37,6 +39,32 @@ def _scrub(o):
     if isinstance(o, (list, tuple)): return [_scrub(v) for v in o]
     return o
 DRY_SWEEP = (32, 64)
+
+
+def torch_linear_ce(torch):
+    """PyTorch's own chunked `F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())` (torch >= 2.13) as f(x, w, t).
+
+    On an older torch, its two pure-Python files (`torch/nn/modules/linear_cross_entropy.py` and
+    `linear_cross_entropy_options.py` of a 2.13 install) are loaded from the folder `LSNB_TORCH_LCE_DIR` and called the way
+    `F.linear_cross_entropy` calls them for 2-D input. Its chunked path takes label_smoothing == 0 only (with smoothing it
+    warns and computes the materialised reference), so this arm is alpha = 0. Returns (f, how)."""
+    F = torch.nn.functional
+    if hasattr(F, 'linear_cross_entropy') and hasattr(torch.nn, 'LinearCrossEntropyOptions'):
+        opts = torch.nn.LinearCrossEntropyOptions()
+        return (lambda x, w, t: F.linear_cross_entropy(x, w, t, options=opts)), f'torch {torch.__version__}'
+    d = os.environ.get('LSNB_TORCH_LCE_DIR')
+    if not d: raise ImportError(f'torch {torch.__version__} has no F.linear_cross_entropy and LSNB_TORCH_LCE_DIR is not set')
+    import importlib.util
+    mods = {}
+    for name in ('linear_cross_entropy_options', 'linear_cross_entropy'):
+        spec = importlib.util.spec_from_file_location(f'_lsnb_torch213_{name}', Path(d) / f'{name}.py')
+        m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m); mods[name] = m
+    Opt, op = mods['linear_cross_entropy_options'].LinearCrossEntropyOptions, mods['linear_cross_entropy']._linear_cross_entropy_batch_chunked
+    def f(x, w, t):
+        o = Opt()._adjust(num_batches=x.shape[0], in_features=x.shape[1], num_classes=w.shape[0], dtype=x.dtype, device=x.device)
+        return op(x, w, t, None, None, 'mean', -100, 0.0, o.batch_chunk_size, o.acc_policy, o.acc_dtype, o.allow_retain_graph,
+                  x.requires_grad, w.requires_grad, False)[0]
+    return f, f'torch 2.13 files on torch {torch.__version__}'
 
 
 def parse_args(argv=None):
@@ -127,7 +155,9 @@ class Bench:
         import torch.nn.functional as F
         from lsnb.kernel import linear_cross_entropy
         from lsnb.kernel_fused import fused_linear_cross_entropy as fused
+        from lsnb.kernel_vchunk import vchunk_linear_cross_entropy as vchunk
         want = set(self.args.arms)
+        dry_b = {k: 0.02 for k in VCHUNK_BUDGETS}   # the dry run's tiny shape: budgets that give several blocks
         arms, why = {}, {}
         def plain(x, w, t, a): return F.cross_entropy(F.linear(x, w).float(), t, label_smoothing=a)
         cand = {
@@ -135,7 +165,12 @@ class Bench:
             'fused_a0': (lambda x, w, t: fused(x, w, t), 0.0),
             'fused_a0.1_nofilter': (lambda x, w, t: fused(x, w, t, label_smoothing=ALPHA, filter_eps=None), ALPHA),
             'fused_a0.1_det': (lambda x, w, t: fused(x, w, t, label_smoothing=ALPHA, deterministic=True), ALPHA),
+            'vchunk_a0.1': (lambda x, w, t: vchunk(x, w, t, label_smoothing=ALPHA), ALPHA),
+            'vchunk_a0': (lambda x, w, t: vchunk(x, w, t), 0.0),
+            **{k: ((lambda mib: lambda x, w, t: vchunk(x, w, t, label_smoothing=ALPHA, budget_mib=mib))(dry_b[k] if self.dry else mib), ALPHA)
+               for k, mib in VCHUNK_BUDGETS.items()},
             'chunked': (lambda x, w, t: linear_cross_entropy(x, w, t, label_smoothing=ALPHA, impl='triton'), ALPHA),
+            'chunked_c1024': (lambda x, w, t: linear_cross_entropy(x, w, t, label_smoothing=ALPHA, impl='triton', chunk_size=16 if self.dry else 1024), ALPHA),
             'eager': (lambda x, w, t: plain(x, w, t, ALPHA), ALPHA),
         }
         for k, v in cand.items():
@@ -162,6 +197,11 @@ class Bench:
                     from cut_cross_entropy import linear_cross_entropy as cce
                     arms['cce'] = (lambda x, w, t: cce(x, w, t), 0.0)   # CCE's defaults (filter_eps='auto'), no smoothing
                 except Exception as e: why['cce'] = f'import failed: {e!r}'[:500]
+        if 'torch_lce_a0' in want:
+            try:
+                f, how = torch_linear_ce(torch)
+                arms['torch_lce_a0'] = (f, 0.0); self.res['meta']['torch_lce'] = how
+            except Exception as e: why['torch_lce_a0'] = f'{type(e).__name__}: {e}'[:500]
         return arms, why
 
     # ---------------------------------------------------------------- inputs and measurement
@@ -290,13 +330,13 @@ class Bench:
         torch = self.torch
         for name, (N, d, V) in self.shapes.items(): self.res['floor'][name] = self.floor(N, d, V)
         self.save()
-        first = ['fused_a0.1', 'fused_a0', 'chunked']
+        first = ['vchunk_a0.1', 'fused_a0.1', 'fused_a0', 'chunked']
         # phase 1: the fused kernel and today's path at every shape, both scales; accuracy; filtering share
         for name, (N, d, V) in self.shapes.items():
             for scale in SCALES:
                 if self.over(): self.skip(name, 'phase1', 'time budget spent', scale=scale); continue
                 x, w, t = self.inputs(N, d, V, scale)
-                for arm in first if scale == SCALES[0] else first[:2]: self.run_arm(name, arm, x, w, t, scale, 'main')
+                for arm in first if scale == SCALES[0] else first[:3]: self.run_arm(name, arm, x, w, t, scale, 'main')
                 if not self.over(): self.filter_share(name, x, w, t, scale)
                 if scale == SCALES[0] and not self.over(): self.accuracy(name, x, w, t, 'normal')
                 if scale == SCALES[0] and name == next(iter(self.shapes)) and not self.over(): self.bitwise(name, x, w, t)
@@ -308,6 +348,7 @@ class Bench:
                 if self.over(): self.skip(self.sweep_shape, 'fused_a0.1', 'time budget spent', N=N, phase='sweep'); continue
                 try:
                     x, w, t = self.inputs(N, d, V, SCALES[0])
+                    self.run_arm(self.sweep_shape, 'vchunk_a0.1', x, w, t, SCALES[0], 'sweep')
                     self.run_arm(self.sweep_shape, 'fused_a0.1', x, w, t, SCALES[0], 'sweep')
                     if N >= 16384 or self.dry: self.run_arm(self.sweep_shape, 'chunked', x, w, t, SCALES[0], 'sweep')
                     del x, w, t
@@ -318,7 +359,8 @@ class Bench:
             for scale in SCALES:
                 if self.over(): self.skip(name, 'phase3', 'time budget spent', scale=scale); continue
                 x, w, t = self.inputs(N, d, V, scale)
-                arms = (['fused_a0', 'fused_a0.1', 'cce', 'liger', 'eager', 'fused_a0.1_nofilter', 'fused_a0.1_det'] if scale == SCALES[0]
+                arms = (['vchunk_a0', 'vchunk_a0.1', 'fused_a0', 'fused_a0.1', 'cce', 'liger', 'torch_lce_a0', 'eager', *VCHUNK_BUDGETS, 'chunked_c1024',
+                         'fused_a0.1_nofilter', 'fused_a0.1_det'] if scale == SCALES[0]
                         else ['cce', 'fused_a0.1_nofilter'])
                 for arm in arms: self.run_arm(name, arm, x, w, t, scale, 'peers', round=2 if arm in first else 1)
                 if scale == SCALES[0] and name == next(iter(self.shapes)) and not self.over():
@@ -338,6 +380,11 @@ class Bench:
             self.res['meta']['fused_configs'] = [dict(kernel=k[0], elsize=k[1], flags=dict(k[3]),
                                                       config=(kf._TRY_INTERPRETER if k[2] else kf._TRY[k[1]])[i]) for k, i in kf._CHOSEN.items()]
         except Exception as e: self.res['meta']['fused_configs'] = repr(e)
+        try:   # how the class-blocked path accumulated dX (cuBLAS into fp32, or a rounded product added) and its plans
+            from lsnb import kernel_vchunk as kv
+            self.res['meta']['vchunk_acc_path'] = dict(kv._ACC_PATH)
+            self.res['meta']['vchunk_plans'] = {name: kv._plan(N, d, V, 2) for name, (N, d, V) in self.shapes.items()}
+        except Exception as e: self.res['meta']['vchunk_acc_path'] = repr(e)
         self.res['meta']['finished'] = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
         self.save()
         return self.res
@@ -355,7 +402,8 @@ def self_check(res):
     if not res['bitwise'] or any('error' in r or (r['deterministic'] and not all(r['equal'].values())) for r in res['bitwise']):
         probs.append(f"bitwise {res['bitwise']}")
     ran = {r['arm'] for r in res['results'] if 'ms' in r}
-    for arm in ('fused_a0.1', 'fused_a0', 'fused_a0.1_nofilter', 'fused_a0.1_det', 'chunked', 'eager'):
+    for arm in ('fused_a0.1', 'fused_a0', 'fused_a0.1_nofilter', 'fused_a0.1_det', 'vchunk_a0.1', 'vchunk_a0', *VCHUNK_BUDGETS, 'chunked',
+                'chunked_c1024', 'eager'):
         if arm in res['meta'].get('arms', ARMS) and arm not in ran: probs.append(f'{arm} did not run')
     return probs
 
