@@ -12,7 +12,7 @@ from .kernel_bench_args import SHAPES, add_args
 
 # %% auto #0
 __all__ = ['ALPHA', 'grad_floor_bytes', 'lowmem_chunk', 'make_methods', 'reference64', 'measure', 'gpu_checks', 'breakdown',
-           'run_bench', 'run', 'main']
+           'run_bench', 'real_head_inputs', 'run', 'main']
 
 # %% ../nbs/03a_kernel_bench.ipynb #e7855ea0
 ALPHA = 0.1
@@ -224,6 +224,49 @@ def run_bench(out_path, shapes=None, methods=None, checks=True, sweep=True, rep_
         res['shapes'][name] = entry; save()
         del x, w, t; gc.collect(); torch.cuda.empty_cache()
     return res
+
+# %% ../nbs/03a_kernel_bench.ipynb #a1b2c3d2
+@torch.no_grad()
+def real_head_inputs(model,               # a transformers causal LM (eval mode; on the device to run on)
+                     tok,                 # its tokenizer
+                     records:list,        # SFT records (see `lsnb.sft_data.read_records`)
+                     n_tokens:int=8192,   # labelled positions to collect
+                     max_length:int=512,  # tokens per example
+                     batch_size:int=8,
+                     seed:int=0):         # the order of the records (from the end of a seeded permutation)
+    "(x, w, t, info): the head's input at `n_tokens` labelled positions of `records`, the head's weight (V, d) and the targets."
+    import itertools, numpy as np
+    from lsnb.models import find_output_head
+    from lsnb.sft_data import encode_record, EmptyResponseError, SFTCollator
+    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1: raise ValueError(f'n_tokens must be a positive int, got {n_tokens!r}')
+    head = find_output_head(model)
+    if head.bias is not None or head.softcap is not None or head.scale != 1.0:
+        raise ValueError(f'{type(model).__name__}: the output head has a bias, softcap or logit scale; the benchmark arms take a plain linear head')
+    order = np.random.default_rng(seed).permutation(len(records))[::-1]
+    dev = next(model.parameters()).device
+    col, seen, skipped = SFTCollator(tok.pad_token_id), [], []
+    def examples():   # in order; a record without a response token within max_length is skipped (and counted)
+        for i in order:
+            try: e = encode_record(records[i], tok, 'auto', max_length, where=f'record {i}')
+            except EmptyResponseError: e = None
+            if e is None or all(l == -100 for l in e['labels']): skipped.append(int(i)); continue
+            yield e
+    hook = head.module.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    xs, ts, n, used, it = [], [], 0, 0, examples()
+    try:
+        while n < n_tokens and (ex := list(itertools.islice(it, batch_size))):
+            batch = col(ex); lab = batch.pop('labels')[:, 1:].to(dev); batch.pop('num_tokens')
+            seen.clear()
+            model(**{k: v.to(dev) for k, v in batch.items()}, use_cache=False)
+            keep = lab != -100
+            xs.append(seen[0][:, :-1][keep]); ts.append(lab[keep])
+            n += int(keep.sum()); used += len(ex)
+    finally: hook.remove()
+    if n < n_tokens: raise ValueError(f'{len(records)} records give {n} labelled positions, fewer than n_tokens={n_tokens}')
+    x, t = torch.cat(xs)[:n_tokens].contiguous(), torch.cat(ts)[:n_tokens].contiguous()
+    w = head.weight.detach()
+    return x, w, t, dict(records=used, skipped_records=len(skipped), n_tokens=n_tokens, d=int(x.shape[1]), V=int(w.shape[0]), dtype=str(x.dtype).replace('torch.', ''),
+                         tied=bool(w.data_ptr() == model.get_input_embeddings().weight.data_ptr()), seed=seed, max_length=max_length)
 
 # %% ../nbs/03a_kernel_bench.ipynb #f853e58d
 def run(args):

@@ -118,6 +118,21 @@ def test_bench_help_and_no_cuda():
     assert b.returncode == 2 and '--shapes: unknown shape(s) gpt-5' in b.stderr
 
 
+def test_bench_real_inputs_arguments(tmp_path):
+    "--real is checked before any work: a missing GGUF file, a name without a file, no records file; each exit status 2 naming it."
+    script = str(REPO / 'tools' / 'bench_kernel_v2.py')
+    run = lambda *a: subprocess.run([sys.executable, script, '--out', os.devnull, *a], capture_output=True, text=True, timeout=60)
+    r = run('--real', 'gemma=nowhere.gguf')
+    assert r.returncode == 2 and "--real: no GGUF file 'nowhere.gguf' for 'gemma'" in r.stderr, r.stderr
+    r = run('--real', 'gemma')
+    assert r.returncode == 2 and "--real: 'gemma' needs =GGUF" in r.stderr, r.stderr
+    g = tmp_path / 'm.gguf'; g.write_bytes(b'GGUF')
+    r = run('--real', f'gemma={g}')
+    assert r.returncode == 2 and '--real needs --real-records' in r.stderr, r.stderr
+    r = run('--real', f'gemma={g}', '--real-records', str(g), '--real-tokens', '0')
+    assert r.returncode == 2 and '--real-tokens must be >= 1' in r.stderr, r.stderr
+
+
 def test_bench_shapes_are_the_projects():
     import importlib.util
     from lsnb.kernel_bench import SHAPES

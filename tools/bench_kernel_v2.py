@@ -6,11 +6,14 @@ events), peak memory above the inputs (`torch.cuda.max_memory_allocated` after a
 before the step: the gradients of x and w are part of it, as in the floor), at the shapes of issue 20 and an N sweep;
 errors against float64 on a 1024-token slice (normal and extreme logits); the share of backward tiles that filtering
 skips. Each arm runs in its own try/except (its error string is recorded); arms that would run past `--max-seconds`
-are skipped with that reason. Results are rewritten atomically after every arm.
+are skipped with that reason. Results are rewritten atomically after every arm. With `--real NAME=GGUF`, the arms also
+run on that model's own hidden states at labelled positions of `--real-records` and its head (the inputs a training
+step gives; phase 'real', with the filtering share and the errors against float64).
 
     LSNB_COMMIT=$(git rev-parse --short HEAD) python tools/bench_kernel_v2.py --out nbs/results/kernel_v2_h200.json
     python tools/bench_kernel_v2.py --quick --out kernel_v2_quick.json      # one shape, a few arms (~1 min)
     python tools/bench_kernel_v2.py --dry-run --out kernel_v2_dry.json      # CPU self-check (Triton interpreter, ~3 min)
+    python tools/bench_kernel_v2.py --real gemma-3-270m=<gguf> --real-records alpaca_data.json.gz --out kernel_v2_real.json
 
 Without CUDA (and without --dry-run) it prints one line and exits with status 2.
 """
@@ -80,6 +83,11 @@ def parse_args(argv=None):
     p.add_argument('--max-seconds', type=float, default=330.0,
                    help='time budget: arms that would start after it are skipped with a recorded reason (default 330)')
     p.add_argument('--dry-run', action='store_true', help='CPU self-check through the Triton interpreter at tiny sizes (no CUDA)')
+    p.add_argument('--real', default='', help='comma-separated NAME=GGUF: also run on that model\'s own hidden states and head '
+                   '(lsnb.kernel_bench.real_head_inputs on --real-records); NAME "tiny" with --dry-run: the offline test model')
+    p.add_argument('--real-records', type=Path, help='SFT records (Alpaca .json/.jsonl[.gz]) for --real')
+    p.add_argument('--real-tokens', type=int, default=8192, help='labelled positions per --real model (default 8192)')
+    p.add_argument('--real-cache', type=Path, help='where lsnb.models caches the GGUF conversions (default: its own)')
     a = p.parse_args(argv)
     a.shapes = [s for s in a.shapes.split(',') if s]
     bad = [s for s in a.shapes if s not in SHAPES]
@@ -90,6 +98,14 @@ def parse_args(argv=None):
     if a.reps < 1: p.error(f'--reps must be >= 1, got {a.reps}')
     if a.warmup < 1: p.error(f'--warmup must be >= 1, got {a.warmup}')
     if not a.max_seconds > 0: p.error(f'--max-seconds must be > 0, got {a.max_seconds}')
+    a.real = dict(kv.split('=', 1) if '=' in kv else (kv, '') for kv in a.real.split(',') if kv)
+    for name, f in a.real.items():
+        if name == 'tiny' and a.dry_run: continue
+        if not f: p.error(f'--real: {name!r} needs =GGUF (a GGUF file of the model)')
+        if not Path(f).is_file(): p.error(f'--real: no GGUF file {f!r} for {name!r}')
+    if a.real and not a.dry_run and (a.real_records is None or not a.real_records.is_file()):
+        p.error(f'--real needs --real-records, a file of SFT records (got {a.real_records})')
+    if a.real_tokens < 1: p.error(f'--real-tokens must be >= 1, got {a.real_tokens}')
     if a.quick:
         a.shapes = ['gemma-3-270m'] if 'gemma-3-270m' in a.shapes else a.shapes[:1]
         a.arms = [x for x in a.arms if x in ('fused_a0.1', 'fused_a0', 'chunked', 'eager', 'cce')]
@@ -107,7 +123,7 @@ class Bench:
         self.shapes = DRY_SHAPES if self.dry else {k: SHAPES[k] for k in args.shapes}
         self.sweep = () if args.no_sweep else (DRY_SWEEP if self.dry else SWEEP_N)
         self.sweep_shape = 'tiny' if self.dry else SWEEP_SHAPE
-        self.res = dict(meta=self._meta(), floor={}, results=[], accuracy=[], filter_share=[], bitwise=[], skipped=[])
+        self.res = dict(meta=self._meta(), floor={}, results=[], accuracy=[], filter_share=[], bitwise=[], skipped=[], real={})
         self.arms, reasons = self._make_arms()
         for arm, why in reasons.items(): self.res['skipped'].append(dict(arm=arm, shape='*', reason=why))
         self.save()
@@ -325,6 +341,32 @@ class Bench:
             self.res['bitwise'].append(row)
         self.free(); self.save()
 
+    def real_inputs(self, name, gguf):
+        "A model's own inputs to its head (lsnb.kernel_bench.real_head_inputs); the model is freed before the arms run."
+        torch = self.torch
+        from lsnb.kernel_bench import real_head_inputs
+        if self.dry:
+            from lsnb.testing import tiny_tokenizer, tiny_model, alpaca_sample
+            tok = tiny_tokenizer(chat=True); model = tiny_model(tok); recs = alpaca_sample(60); n = min(self.args.real_tokens, 64)
+            src = dict(model='lsnb.testing.tiny_model', records_file='lsnb.testing.alpaca_sample(60)')
+        else:
+            from lsnb.models import load_model, file_sha256
+            from lsnb.sft_data import read_records
+            model, tok = load_model(gguf_file=gguf, dtype='bfloat16', device='cuda', cache_dir=self.args.real_cache)
+            recs = read_records(self.args.real_records); n = self.args.real_tokens
+            src = dict(gguf=Path(gguf).name, gguf_sha256=file_sha256(gguf), records_file=self.args.real_records.name, n_records=len(recs),
+                       model_type=model.config.model_type)
+        x, w, t, info = real_head_inputs(model, tok, recs, n_tokens=n, max_length=64 if self.dry else 512)
+        w = w.detach().clone()   # the head's weight (tied: the embedding), kept; the rest of the model is freed
+        del model; gc.collect(); self.free()
+        x, w = x.to(torch.bfloat16), w.to(torch.bfloat16)
+        z = x[:1024].float() @ w.float().T; p = torch.softmax(z, -1)
+        info.update(src, mean_top_prob=float(p.max(-1).values.mean()), mean_target_prob=float(p.gather(1, t[:1024, None]).mean()),
+                    logit_std=float(z.std()))
+        del z, p
+        self.res['real'][name] = info; self.save()
+        return x, w, t
+
     # ---------------------------------------------------------------- the run
     def run(self):
         torch = self.torch
@@ -341,6 +383,18 @@ class Bench:
                 if scale == SCALES[0] and not self.over(): self.accuracy(name, x, w, t, 'normal')
                 if scale == SCALES[0] and name == next(iter(self.shapes)) and not self.over(): self.bitwise(name, x, w, t)
                 del x, w, t; self.free()
+        # phase 1b: real inputs (a model's own hidden states and head), the arms that matter for the targets and the peers
+        for name, gguf in self.args.real.items():
+            if self.over(): self.skip(f'real:{name}', 'real', 'time budget spent'); continue
+            try: x, w, t = self.real_inputs(name, gguf)
+            except Exception as e:
+                self.skip(f'real:{name}', 'real', f'{type(e).__name__}: {e}'[:1000]); continue
+            shape = f'real:{name}'; N, d = x.shape; V = w.shape[0]
+            self.res['floor'][shape] = self.floor(N, d, V)
+            for arm in ['vchunk_a0.1', 'fused_a0.1', 'fused_a0', 'chunked', 'cce', 'liger', 'eager']: self.run_arm(shape, arm, x, w, t, 0.0, 'real')
+            if not self.over(): self.filter_share(shape, x, w, t, 0.0)
+            if not self.over(): self.accuracy(shape, x, w, t, 'real')
+            del x, w, t; self.free()
         # phase 2: the N sweep (fused, alpha = 0.1, scale 1)
         if self.sweep:
             N0, d, V = (DRY_SHAPES if self.dry else SHAPES)[self.sweep_shape]
@@ -401,6 +455,10 @@ def self_check(res):
     if not res['filter_share'] or any('error' in r for r in res['filter_share']): probs.append(f"filter_share {res['filter_share']}")
     if not res['bitwise'] or any('error' in r or (r['deterministic'] and not all(r['equal'].values())) for r in res['bitwise']):
         probs.append(f"bitwise {res['bitwise']}")
+    for name in res['meta'].get('real', []):
+        if name not in res['real'] or not any(r['shape'] == f'real:{name}' and 'ms' in r for r in res['results']):
+            probs.append(f'real inputs {name}: nothing ran ({[r for r in res["skipped"] if r["shape"] == f"real:{name}"]})')
+        if not any(r['shape'] == f'real:{name}' for r in res['accuracy']): probs.append(f'real inputs {name}: no accuracy rows')
     ran = {r['arm'] for r in res['results'] if 'ms' in r}
     for arm in ('fused_a0.1', 'fused_a0', 'fused_a0.1_nofilter', 'fused_a0.1_det', 'vchunk_a0.1', 'vchunk_a0', *VCHUNK_BUDGETS, 'chunked',
                 'chunked_c1024', 'eager'):
@@ -420,6 +478,7 @@ def main(argv=None):
     if args.dry_run: torch.set_num_threads(1); args.reps, args.warmup = min(args.reps, 2), 1   # the interpreter is slow
     b = Bench(args)
     b.res['meta']['arms'] = args.arms
+    b.res['meta']['real'] = list(args.real)
     res = b.run()
     print(f"wrote {args.out} ({len(res['results'])} timings, {len(res['skipped'])} skipped) in {time.time() - b.t0:.0f} s")
     if args.dry_run:
