@@ -22,7 +22,7 @@ __all__ = ['ENGLISH', 'MULTILINGUAL', 'CFT_RECIPE', 'ENGLISH_OF', 'StudyConfig',
            'load_scores', 'serving', 'token_stats', 'find_vocab', 'sft_rows', 'mc_rows', 'train_run',
            'multilingual_methods', 'score_run', 'run_study', 'load_study', 'chance_accuracy', 'task_metrics',
            'paired_difference', 'seed_interval', 'split_halves', 'heldout_temperature', 'language_report',
-           'seed_item_bootstrap', 'holm']
+           'seed_item_bootstrap', 'holm', 'slope_bootstrap']
 
 # %% ../nbs/07_experiments.ipynb #36cbc989
 ENGLISH = {'arc_easy': None, 'arc_challenge': None, 'openbookqa': None, 'piqa': None, 'commonsenseqa': None, 'mmlu': 2000}
@@ -525,6 +525,24 @@ def language_report(s:dict, n_bins:int=15, n_boot:int=0, temperature:float=1.0):
                           metrics=('accuracy', 'mean_confidence', 'ece', 'overconfidence'))
 
 # %% ../nbs/07_experiments.ipynb #bbc74662
+def _seed_item_reps(runs_a, runs_b, metric, n_boot, seed, n_bins, level=False):
+    "Per seed: metric(B) - metric(A) on all items, and on each of `n_boot` item draws (the same draws for every model): (estimates, (B, S) replicates)."
+    from lsnb.calibration import _boot_registry, _registry_arrays, _evaluate, _bin_kw
+    kw = _bin_kw(n_bins, 'width', 'left')
+    def arrays(s):
+        p, c, a, y = scores_arrays(s)
+        return _registry_arrays([metric], (p, y)) if METRICS[metric].level == 'probs' else (c, a, None, None)
+    est, reps = [], []
+    for sa, sb in zip(runs_a, runs_b):
+        B = arrays(sb)
+        ea = 0.0 if level else _evaluate([metric], *arrays(sa), **kw)[metric]
+        ra = 0.0 if level else _boot_registry([metric], *arrays(sa), n_boot=n_boot, seed=seed, **kw)[metric]
+        est.append(_evaluate([metric], *B, **kw)[metric] - ea)
+        reps.append(_boot_registry([metric], *B, n_boot=n_boot, seed=seed, **kw)[metric] - ra)   # the same item draws for every model
+    return est, np.stack(reps, 1)
+
+def _seed_draws(S, n_boot, seed): return np.random.default_rng([seed, 1]).integers(0, S, (n_boot, S))   # the seed draws, (B, S)
+
 def seed_item_bootstrap(runs_a:list|None, # per seed: one task's scores (`records_to_scores`/`load_scores`) of arm A; None: metric(B) itself
                         runs_b:list, # the same seeds, same items, of arm B (paired with `runs_a` by position)
                         metric:str='ece',   # a metric of `lsnb.calibration.METRICS`
@@ -539,19 +557,8 @@ def seed_item_bootstrap(runs_a:list|None, # per seed: one task's scores (`record
     ids = runs_b[0]['ids']
     for s in [r for r in runs_a if r is not None] + list(runs_b):
         if not np.array_equal(s['ids'], ids): raise ValueError('every run must score the same items in the same order')
-    kw = _bin_kw(n_bins, 'width', 'left')
-    def arrays(s):
-        p, c, a, y = scores_arrays(s)
-        return _registry_arrays([metric], (p, y)) if METRICS[metric].level == 'probs' else (c, a, None, None)
-    est, reps = [], []
-    for sa, sb in zip(runs_a, runs_b):
-        B = arrays(sb)
-        ea = 0.0 if level else _evaluate([metric], *arrays(sa), **kw)[metric]
-        ra = 0.0 if level else _boot_registry([metric], *arrays(sa), n_boot=n_boot, seed=seed, **kw)[metric]
-        est.append(_evaluate([metric], *B, **kw)[metric] - ea)
-        reps.append(_boot_registry([metric], *B, n_boot=n_boot, seed=seed, **kw)[metric] - ra)   # the same item draws for every model
-    D = np.stack(reps, 1)                                                   # (B, S): per replicate, per seed
-    pick = np.random.default_rng([seed, 1]).integers(0, len(est), (n_boot, len(est)))   # the seed draws
+    est, D = _seed_item_reps(runs_a, runs_b, metric, n_boot, seed, n_bins, level)
+    pick = _seed_draws(len(est), n_boot, seed)
     r = np.take_along_axis(D, pick, 1).mean(1)
     lo, hi = np.percentile(r, [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100])
     p = None if level else max(1 / n_boot, min(1.0, 2 * min((r <= 0).mean(), (r >= 0).mean())))
@@ -563,3 +570,41 @@ def holm(pvalues:dict)->dict: # name -> p-value
     for j, k in enumerate(names):
         run = max(run, min(1.0, (m - j) * pvalues[k])); out[k] = run
     return out
+
+# %% ../nbs/07_experiments.ipynb #c5d6e7f2
+def slope_bootstrap(xs,                 # the cells' positions on the axis (e.g. log2 V'), one per cell, at least two distinct
+                    cells:list,         # per cell: (runs_a, runs_b) as for `seed_item_bootstrap`, or the per-seed deltas alone
+                    metric:str='ece', n_boot:int=2000, ci:float=0.95, seed:int=0, n_bins:int=15):
+    "Least-squares slope of the per-cell Δ against `xs` with a two-level bootstrap interval (seeds and items drawn once for every cell); {'slope', 'lo', 'hi', 'p', 'deltas', 'levels'}."
+    from lsnb.calibration import _check_boot
+    _check_boot(n_boot, ci)
+    xs = np.asarray(xs, dtype=float)
+    if xs.ndim != 1 or len(xs) != len(cells): raise ValueError(f'xs must give one position per cell: {xs.shape} positions for {len(cells)} cells')
+    if len(np.unique(xs)) < 2: raise ValueError('xs needs at least two distinct positions to fit a slope')
+    pairs = [isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[1], (list, tuple)) and len(c[1]) and isinstance(c[1][0], dict) for c in cells]
+    if len(set(pairs)) > 1: raise ValueError('cells mixes (runs_a, runs_b) pairs and per-seed deltas')
+    S = len(cells[0][1]) if pairs[0] else len(cells[0])
+    if S < 1 or any((len(c[1]) if p else len(c)) != S for c, p in zip(cells, pairs)):
+        raise ValueError('every cell must hold the same seeds: got ' + str([len(c[1]) if p else len(c) for c, p in zip(cells, pairs)]))
+    pick = _seed_draws(S, n_boot, seed)
+    est, reps = [], []
+    if pairs[0]:
+        if metric not in METRICS: raise ValueError(f'metric: unknown {metric!r}; registered: {list(METRICS)}')
+        ids = cells[0][1][0]['ids']
+        for ra, rb in cells:
+            if len(ra) != len(rb): raise ValueError(f'a cell pairs {len(ra)} runs of arm A with {len(rb)} of arm B')
+            if any(not np.array_equal(s['ids'], ids) for s in list(ra) + list(rb)): raise ValueError('every run of every cell must score the same items in the same order')
+            e, D = _seed_item_reps(ra, rb, metric, n_boot, seed, n_bins)
+            est.append(np.mean(e)); reps.append(np.take_along_axis(D, pick, 1).mean(1))
+    else:
+        for c in cells:
+            d = np.asarray(c, dtype=float)
+            est.append(d.mean()); reps.append(d[pick].mean(1))
+    R = np.stack(reps, 1)                                          # (B, cells): every cell's Δ in each replicate
+    xc = xs - xs.mean()
+    slope = float(xc @ (np.asarray(est) - np.mean(est)) / (xc @ xc))
+    r = (R - R.mean(1, keepdims=True)) @ xc / (xc @ xc)
+    lo, hi = np.percentile(r, [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100])
+    p = max(1 / n_boot, min(1.0, 2 * min((r <= 0).mean(), (r >= 0).mean())))
+    return dict(slope=slope, lo=float(lo), hi=float(hi), p=float(p), deltas=[float(v) for v in est], n_boot=n_boot,
+                levels='seeds and items' if pairs[0] else 'seeds only')
