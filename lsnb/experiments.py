@@ -592,6 +592,7 @@ def slope_bootstrap(xs,                 # the cells' positions on the axis (e.g.
         if metric not in METRICS: raise ValueError(f'metric: unknown {metric!r}; registered: {list(METRICS)}')
         ids = cells[0][1][0]['ids']
         for ra, rb in cells:
+            if ra is None: raise ValueError('slope_bootstrap compares two arms in every cell: a cell has runs_a = None')
             if len(ra) != len(rb): raise ValueError(f'a cell pairs {len(ra)} runs of arm A with {len(rb)} of arm B')
             if any(not np.array_equal(s['ids'], ids) for s in list(ra) + list(rb)): raise ValueError('every run of every cell must score the same items in the same order')
             e, D = _seed_item_reps(ra, rb, metric, n_boot, seed, n_bins)

@@ -238,7 +238,8 @@ def real_head_inputs(model,               # a transformers causal LM (eval mode;
     import itertools, numpy as np
     from lsnb.models import find_output_head
     from lsnb.sft_data import encode_record, EmptyResponseError, SFTCollator
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1: raise ValueError(f'n_tokens must be a positive int, got {n_tokens!r}')
+    for k, v in (('n_tokens', n_tokens), ('batch_size', batch_size), ('max_length', max_length)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < (2 if k == 'max_length' else 1): raise ValueError(f'{k} must be a positive int, got {v!r}')
     head = find_output_head(model)
     if head.bias is not None or head.softcap is not None or head.scale != 1.0:
         raise ValueError(f'{type(model).__name__}: the output head has a bias, softcap or logit scale; the benchmark arms take a plain linear head')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03e_kernel_vchunk.ipynb #585e6a1c
 from __future__ import annotations
-import math
+import math, warnings
 import torch
 from .kernel import KernelOptions, HAS_TRITON, INTERPRETED, _check_args, _check_target
 if HAS_TRITON:
@@ -104,7 +104,7 @@ _ALIGN = 256
 def _round_down(v, a=_ALIGN): return max(a, v // a * a)
 
 def _plan(N, d, V, elsize, budget=None, row_blocks=None, chunk=None):
-    "Block sizes of one call: dict(R row blocks of Nb rows, C_fwd and C_bwd classes per block, the budget in bytes)."
+    "Block sizes of one call: dict(R row blocks of Nb rows and C_bwd classes per block (backward), R_fwd of Nb_fwd rows and C_fwd classes (forward), the budget in bytes)."
     if budget is None: budget = max(2 ** 25, (N + V) * d * elsize // 20)
     acc = 0 if elsize == 4 else 4 * d                      # fp32 inputs: dX accumulates in the output itself
     if row_blocks is None: row_blocks = max(1, math.ceil(N * acc / (budget / 2))) if acc else 1
@@ -114,21 +114,30 @@ def _plan(N, d, V, elsize, budget=None, row_blocks=None, chunk=None):
     def fit(rows, spare):
         if chunk is not None: return min(V, chunk)
         return min(V, _round_down(int(spare // max(1, rows * elsize))) if spare > 0 else _ALIGN)
-    return dict(R=R, Nb=Nb, C_fwd=fit(max(N, 1), budget), C_bwd=fit(Nb, budget - Nb * acc), budget=int(budget))
+    narrow = min(V, _ALIGN) * elsize                    # bytes per row of the narrowest block
+    Nf = max(1, N) if max(1, N) * narrow <= budget else max(1, int(budget // narrow))   # the forward's rows per block
+    return dict(R=R, Nb=Nb, C_fwd=fit(Nf, budget), C_bwd=fit(Nb, budget - Nb * acc), Nb_fwd=Nf, R_fwd=max(1, math.ceil(N / Nf)),
+                budget=int(budget))
 
 # %% ../nbs/03e_kernel_vchunk.ipynb #cc4d08f1
-_ACC_PATH = {}   # device type -> 'out_dtype' | 'rounded' | 'fp32 copies' (what _acc_mm used, for the benchmarks)
+_ACC_PATH = {}   # 'device/dtype' -> 'out_dtype' | 'rounded' | 'fp32 copies' (what _acc_mm used, for the benchmarks)
 
 def _acc_mm(acc, a, b, alpha):
     "acc += alpha * (a @ b), acc fp32 (or a's dtype), the product accumulated in fp32."
     if a.dtype == acc.dtype: acc.addmm_(a, b, alpha=alpha); return
+    key = f"{a.device.type}/{str(a.dtype).replace('torch.', '')}"
     if a.is_cuda:
-        if _ACC_PATH.get('cuda') != 'rounded':
+        if _ACC_PATH.get(key) != 'rounded':
             try:
-                torch.addmm(acc, a, b, alpha=alpha, out_dtype=acc.dtype, out=acc); _ACC_PATH['cuda'] = 'out_dtype'; return
-            except (RuntimeError, TypeError, NotImplementedError): _ACC_PATH['cuda'] = 'rounded'
+                torch.addmm(acc, a, b, alpha=alpha, out_dtype=acc.dtype, out=acc); _ACC_PATH[key] = 'out_dtype'; return
+            except torch.OutOfMemoryError: raise
+            except (RuntimeError, TypeError, NotImplementedError) as e:
+                if _ACC_PATH.get(key) == 'out_dtype': raise          # it worked before: a real error, not a missing feature
+                _ACC_PATH[key] = 'rounded'
+                warnings.warn(f"impl='vchunk': this PyTorch cannot add a {a.dtype} product into an fp32 tensor ({type(e).__name__}: "
+                              f"{str(e)[:200]}); dX now adds each class block's product rounded to {a.dtype}")
         acc.add_(torch.mm(a, b), alpha=alpha); return
-    _ACC_PATH[a.device.type] = 'fp32 copies'
+    _ACC_PATH[key] = 'fp32 copies'
     acc.addmm_(a.to(acc.dtype), b.to(acc.dtype), alpha=alpha)
 
 # %% ../nbs/03e_kernel_vchunk.ipynb #c1737f36
@@ -151,21 +160,23 @@ def _vc_forward(x, w, b, t, opts, plan):
     "Per-row lse, target logit, sum of unmasked logits, max logit and sum p*y, from one pass over the class blocks."
     N, d = x.shape; V = w.shape[0]
     st = torch.empty(5, N, device=x.device, dtype=torch.float32)
-    C = plan['C_fwd']
+    C, Nf = plan['C_fwd'], plan['Nb_fwd']
     if N > 0:
-        buf = x.new_empty(N * min(C, V))
-        for v0 in range(0, V, C):
-            v1 = min(V, v0 + C); z = _block(buf, N, v1 - v0)
-            _logits(z, x, w, b, v0, v1)
-            _row_launch(_vc_fwd_kernel, N, v1 - v0, (z, z.stride(0), t, st, 0, N, v1 - v0, v0, opts.inv_temp, float(opts.softcap or 1.0)),
-                        dict(HAS_SOFTCAP=opts.softcap is not None, FIRST=v0 == 0), x)
+        buf = x.new_empty(min(Nf, N) * min(C, V))
+        for r0 in range(0, N, Nf):
+            r1 = min(N, r0 + Nf)
+            for v0 in range(0, V, C):
+                v1 = min(V, v0 + C); z = _block(buf, r1 - r0, v1 - v0)
+                _logits(z, x[r0:r1], w, b, v0, v1)
+                _row_launch(_vc_fwd_kernel, r1 - r0, v1 - v0, (z, z.stride(0), t, st, r0, N, v1 - v0, v0, opts.inv_temp, float(opts.softcap or 1.0)),
+                            dict(HAS_SOFTCAP=opts.softcap is not None, FIRST=v0 == 0), x)
         del buf
     m, s, q, ysum, yt = st
     lse = m + torch.log(s)
     return dict(lse=lse, yt=yt, ysum=ysum, ymax=m, entropy=lse - q / s)
 
 def _vc_backward(x, w, b, t, lse, nk, scale, opts, plan, need):
-    "dX, dW, db of the loss for per-row upstream gradients `scale` ((N,), or (1,) for all rows)."
+    "dX, dW, db of the loss for per-row upstream gradients `scale` ((N,), or (1,) for all rows); dX accumulated in fp32, dW rounded to its dtype once per row block."
     N, d = x.shape; V = w.shape[0]
     need_x, need_w, need_b = need
     f32 = x.dtype == torch.float32
@@ -253,7 +264,7 @@ def _vchunk(x, w, b, t, opts:KernelOptions, budget_mib=None, row_blocks=None, st
         raise ValueError(f"impl='vchunk' needs CUDA tensors (got {x.device}) or TRITON_INTERPRET=1 set before importing lsnb.kernel")
     _check_plan(budget_mib, row_blocks)
     N, d = x.shape; V = w.shape[0]
-    plan = _plan(N, d, V, x.element_size(), None if budget_mib is None else int(budget_mib * 2 ** 20), row_blocks, opts.chunk_size)
+    plan = _plan(N, d, V, x.element_size(), None if budget_mib is None else max(1, int(budget_mib * 2 ** 20)), row_blocks, opts.chunk_size)
     return _VChunkLCE.apply(x, w, b, t, opts, plan, stats_out)
 
 # %% ../nbs/03e_kernel_vchunk.ipynb #4b943fd4

@@ -99,6 +99,7 @@ def parse_args(argv=None):
     if a.warmup < 1: p.error(f'--warmup must be >= 1, got {a.warmup}')
     if not a.max_seconds > 0: p.error(f'--max-seconds must be > 0, got {a.max_seconds}')
     a.real = dict(kv.split('=', 1) if '=' in kv else (kv, '') for kv in a.real.split(',') if kv)
+    if a.dry_run and any(name != 'tiny' for name in a.real): p.error('--real with --dry-run takes only the name tiny (the offline test model)')
     for name, f in a.real.items():
         if name == 'tiny' and a.dry_run: continue
         if not f: p.error(f'--real: {name!r} needs =GGUF (a GGUF file of the model)')
@@ -181,9 +182,9 @@ class Bench:
             'fused_a0': (lambda x, w, t: fused(x, w, t), 0.0),
             'fused_a0.1_nofilter': (lambda x, w, t: fused(x, w, t, label_smoothing=ALPHA, filter_eps=None), ALPHA),
             'fused_a0.1_det': (lambda x, w, t: fused(x, w, t, label_smoothing=ALPHA, deterministic=True), ALPHA),
-            'vchunk_a0.1': (lambda x, w, t: vchunk(x, w, t, label_smoothing=ALPHA), ALPHA),
-            'vchunk_a0': (lambda x, w, t: vchunk(x, w, t), 0.0),
-            **{k: ((lambda mib: lambda x, w, t: vchunk(x, w, t, label_smoothing=ALPHA, budget_mib=mib))(dry_b[k] if self.dry else mib), ALPHA)
+            'vchunk_a0.1': (lambda x, w, t, **kw: vchunk(x, w, t, label_smoothing=ALPHA, **kw), ALPHA),
+            'vchunk_a0': (lambda x, w, t, **kw: vchunk(x, w, t, **kw), 0.0),
+            **{k: ((lambda mib: lambda x, w, t, **kw: vchunk(x, w, t, label_smoothing=ALPHA, budget_mib=mib, **kw))(dry_b[k] if self.dry else mib), ALPHA)
                for k, mib in VCHUNK_BUDGETS.items()},
             'chunked': (lambda x, w, t: linear_cross_entropy(x, w, t, label_smoothing=ALPHA, impl='triton'), ALPHA),
             'chunked_c1024': (lambda x, w, t: linear_cross_entropy(x, w, t, label_smoothing=ALPHA, impl='triton', chunk_size=16 if self.dry else 1024), ALPHA),
@@ -283,9 +284,10 @@ class Bench:
 
     # ---------------------------------------------------------------- accuracy and filtering
     def accuracy(self, shape, x, w, t, case):
-        "Errors of each arm's loss and gradients against float64 on a slice of at most 1024 tokens."
+        "Errors of each arm's loss and gradients against float64 on a slice of at most 1024 tokens (vchunk arms: with the row blocks of the timed shape)."
         torch = self.torch
         from lsnb.kernel import reference_loss
+        from lsnb.kernel_vchunk import _plan
         n = min(1024, x.shape[0]); xs, ts = x[:n], t[:n]
         refs = {}
         for alpha in sorted({a for arm, (_, a) in self.arms.items() if arm != 'compile'}):
@@ -297,9 +299,13 @@ class Bench:
         for arm, (fn, alpha) in self.arms.items():
             if arm == 'compile': continue   # a new shape would recompile: torch.compile gives eager's numbers
             row = dict(shape=shape, case=case, arm=arm, alpha=alpha, n=n)
+            kw = {}
+            if arm.startswith('vchunk'):   # the slice alone would get one row block; the timed step dW is rounded once per row block
+                mib = VCHUNK_BUDGETS.get(arm) if not self.dry else None
+                kw['row_blocks'] = row['row_blocks'] = min(n, _plan(*x.shape, w.shape[0], x.element_size(), None if mib is None else mib * 2 ** 20)['R'])
             try:
                 xg, wg = xs.detach().clone().requires_grad_(), w.detach().requires_grad_()
-                l = fn(xg, wg, ts); l.backward(); self.sync()
+                l = fn(xg, wg, ts, **kw); l.backward(); self.sync()
                 L, DX, DW = refs[alpha]
                 row.update(err_loss=abs(float(l) - L) / abs(L), err_dx=rel(xg.grad, DX), err_dw=rel(wg.grad, DW),
                            finite=bool(torch.isfinite(l).all() and torch.isfinite(xg.grad).all() and torch.isfinite(wg.grad).all()))
