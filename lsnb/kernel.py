@@ -128,6 +128,18 @@ if HAS_TRITON:
         return tl.where(a < 0.55, small, big)
 
     @triton.jit
+    def _dlogit(z, is_t, lse, cp, c0, c1, inv_temp, softcap, HAS_SOFTCAP: tl.constexpr):
+        "dL/dz of raw logits z (fp32): cp * p - c0 on unmasked classes - c1 at the target, through the softcap and the temperature (also `lsnb.kernel_vchunk`'s)."
+        y = z * inv_temp
+        if HAS_SOFTCAP:
+            th = _tanh(y / softcap)
+            y = softcap * th
+        dy = cp * tl.exp(y - lse) - tl.where(y > float('-inf'), c0, 0.0) - tl.where(is_t, c1, 0.0)
+        if HAS_SOFTCAP:
+            dy = dy * (1.0 - th * th)
+        return dy * inv_temp
+
+    @triton.jit
     def _lce_row_kernel(z_ptr, stride_z,          # chunk logits (C, V), input dtype; overwritten by dL/dz when DO_GRAD
                         tgt_ptr,                  # (C,) int64 targets; one outside [0, V) gives a NaN loss and gradient row
                         lse_ptr, loss_ptr,        # (C,) fp32: written when DO_FWD (lse read when not)
@@ -185,14 +197,8 @@ if HAS_TRITON:
             for start in range(0, V, BLOCK_V):
                 cols = start + offs
                 mask = cols < V
-                y = tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32) * inv_temp
-                if HAS_SOFTCAP:
-                    th = _tanh(y / softcap)
-                    y = softcap * th
-                dy = cp * tl.exp(y - lse) - tl.where(y > float('-inf'), c0, 0.0) - tl.where(cols == t, c1, 0.0)
-                if HAS_SOFTCAP:
-                    dy = dy * (1.0 - th * th)
-                tl.store(z_row + cols, (dy * inv_temp).to(z_ptr.dtype.element_ty), mask=mask)
+                dy = _dlogit(tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32), cols == t, lse, cp, c0, c1, inv_temp, softcap, HAS_SOFTCAP)
+                tl.store(z_row + cols, dy.to(z_ptr.dtype.element_ty), mask=mask)
 
     _CONFIGS = [triton.Config({'BLOCK_V': bv}, num_warps=nw) for bv, nw in
                 [(1024, 4), (2048, 4), (2048, 8), (4096, 8), (4096, 16), (8192, 16)]]

@@ -9,7 +9,7 @@ import torch
 from .kernel import KernelOptions, HAS_TRITON, INTERPRETED, _check_args, _check_target
 if HAS_TRITON:
     import triton, triton.language as tl
-    from lsnb.kernel import _tanh
+    from lsnb.kernel import _tanh, _dlogit   # the gradient of a logit: one owner, the token-blocked row kernel's
 
 # %% auto #0
 __all__ = ['vchunk_linear_cross_entropy']
@@ -89,14 +89,8 @@ if HAS_TRITON:
         for start in range(0, C, BLOCK_V):
             cols = start + offs
             mask = cols < C
-            y = tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32) * inv_temp
-            if HAS_SOFTCAP:
-                th = _tanh(y / softcap)
-                y = softcap * th
-            dy = cp * tl.exp(y - lse) - tl.where(y > float('-inf'), c0, 0.0) - tl.where(cols == tc, c1, 0.0)
-            if HAS_SOFTCAP:
-                dy = dy * (1.0 - th * th)
-            tl.store(z_row + cols, (dy * inv_temp).to(Z.dtype.element_ty), mask=mask)
+            dy = _dlogit(tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32), cols == tc, lse, cp, c0, c1, inv_temp, softcap, HAS_SOFTCAP)
+            tl.store(z_row + cols, dy.to(Z.dtype.element_ty), mask=mask)
 
 # %% ../nbs/03e_kernel_vchunk.ipynb #0c32cc74
 _ALIGN = 256

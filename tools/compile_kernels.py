@@ -1,4 +1,4 @@
-"""Compile lsnb's Triton kernels for a GPU on a machine without one: Triton's front end, its NVIDIA back end and the
+"""Compile lsnb's Triton kernels (the fused tiles, the row kernels of the token- and class-blocked paths) for a GPU on a machine without one: Triton's front end, its NVIDIA back end and the
 ptxas that its wheel ships, down to the cubin, for every kernel variant (constexpr flags x dtype) that lsnb launches.
 
     python tools/compile_kernels.py                 # the first configuration of each dtype, sm_90 (H100/H200), every variant
@@ -48,6 +48,23 @@ def variants(quick=False, all_configs=False, dtypes=('bf16', 'fp32')):
                 out.append((f'det_dw {lab} {tag}', KF._det_dw_kernel, dw, dict(F_, COUNT=True), nw, ns))
                 for cnt in ((True,) if quick else (False, True)):
                     out.append((f'dx {lab} count={cnt} {tag}', KF._dx_kernel, dx, dict(F_, COUNT=cnt), nw, ns))
+    # the row kernels: lsnb.kernel's token-blocked one (its autotuner's configurations) and lsnb.kernel_vchunk's two
+    import lsnb.kernel as K, lsnb.kernel_vchunk as KV
+    for ptr in [q for q in ('*bf16', '*fp32') if q[1:] in dtypes]:
+        row = dict(z_ptr=ptr, stride_z=i, tgt_ptr='*i64', lse_ptr='*fp32', loss_ptr='*fp32', scale_ptr='*fp32', stride_scale=i, V=i,
+                   inv_temp=f, softcap=f, alpha=f, z_loss=f)
+        cfgs = [(c.kwargs['BLOCK_V'], c.num_warps) for c in K._CONFIGS]
+        for (bv, nw), sc, fwd, grad in itertools.product(cfgs[:1] if quick else cfgs, (False, True), (False, True), (False, True)):
+            if not (fwd or grad) or (quick and (sc, fwd, grad) not in ((False, True, True), (True, False, True))): continue
+            out.append((f'row softcap={sc} fwd={fwd} grad={grad} {ptr[1:]} {bv} w{nw}', K._lce_row_kernel, row,
+                        dict(HAS_SOFTCAP=sc, DO_FWD=fwd, DO_GRAD=grad, BLOCK_V=bv), nw, 1))
+        vf = dict(Z=ptr, stride_z=i, T='*i64', ST='*fp32', row0=i, N_all=i, C=i, v0=i, inv_temp=f, softcap=f)
+        vb = dict(Z=ptr, stride_z=i, T='*i64', LSE='*fp32', G='*fp32', stride_g=i, NK='*fp32', row0=i, C=i, v0=i, V=i, inv_temp=f,
+                  softcap=f, alpha=f, z_loss=f)
+        for sc in ((False,) if quick else (False, True)):   # the GPU launch of kernel_vchunk._row_launch: BLOCK_V 4096, 8 warps (its widest)
+            for first in ((False,) if quick else (False, True)):
+                out.append((f'vchunk fwd softcap={sc} first={first} {ptr[1:]}', KV._vc_fwd_kernel, vf, dict(HAS_SOFTCAP=sc, FIRST=first, BLOCK_V=4096), 8, 1))
+            out.append((f'vchunk bwd softcap={sc} {ptr[1:]}', KV._vc_bwd_kernel, vb, dict(HAS_SOFTCAP=sc, BLOCK_V=4096), 8, 1))
     return out
 
 
