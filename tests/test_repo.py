@@ -350,14 +350,17 @@ def test_carried_study_fails_fast(tmp_path):
     "tools/experiments_gpu/carried_study.sh stops at once, exit 2, with a line naming what is missing (not after its time limit)."
     sh = ROOT/'tools'/'experiments_gpu'/'carried_study.sh'
     cfg = ROOT/'tools'/'experiments_gpu'/'gemma-3-270m-vd.json'
-    def run(*a, out=True):
-        env = {k: v for k, v in os.environ.items() if k != 'OUT'}
+    def run(*a, out=True, jobs=None):
+        env = {k: v for k, v in os.environ.items() if k not in ('OUT', 'JOBS')}
         if out: env['OUT'] = str(tmp_path/'out')
+        if jobs is not None: env['JOBS'] = jobs
         return subprocess.run(['bash', str(sh), *map(str, a)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     for args, kw, words in [((), {}, 'usage: LIMIT=560 carried_study.sh WORK CONFIG'),
                             ((tmp_path, cfg), dict(out=False), '$OUT is not set'),
                             ((tmp_path, tmp_path/'nope.json'), {}, 'no config file'),
-                            ((tmp_path, cfg), {}, 'wheels lacks the transformers or gguf wheel')]:
+                            ((tmp_path, cfg), {}, 'wheels lacks the transformers or gguf wheel'),
+                            ((tmp_path, cfg), dict(jobs='two'), "JOBS must be a whole number >= 1, got 'two'"),
+                            ((tmp_path, cfg), dict(jobs='0'), "JOBS must be a whole number >= 1, got '0'")]:
         r = run(*args, **kw)
         assert r.returncode == 2 and words in r.stderr, (args, r.returncode, r.stderr)
     (tmp_path/'wheels').mkdir()

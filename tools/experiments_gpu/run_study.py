@@ -130,6 +130,7 @@ def main(argv=None):
         if sha: info['gguf_sha256'] = sha
         if args.subvocabs: info['subvocabs_sha256'] = hashlib.sha256(args.subvocabs.read_bytes()).hexdigest()
         if os.environ.get('LSNB_COMMIT'): info['commit'] = os.environ['LSNB_COMMIT']   # a copy of the repository without .git
+        if os.environ.get('LSNB_JOBS'): info['jobs'] = int(os.environ['LSNB_JOBS'])   # runs side by side on the GPU (carried_study.sh JOBS)
         if args.prepared:
             folder = args.prepared/s.name
             rec = check_prepared(folder, s, loader.peek())   # the rows were made by the tokenizer loaded here
