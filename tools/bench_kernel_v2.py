@@ -29,7 +29,7 @@ PEAK_TFLOPS = 790.0          # the floor: 6 N d V flops at this rate (issue 20)
 SCALES = (1.0, 2.0)          # weights x scale / sqrt(d): logits of standard deviation ~ scale
 EXTREME_SCALE = 300.0        # |z| up to ~1e3
 ARMS = ('fused_a0.1', 'fused_a0', 'fused_a0.1_nofilter', 'fused_a0.1_det', 'vchunk_a0.1', 'vchunk_a0', 'vchunk_a0.1_b128',
-        'vchunk_a0.1_b512', 'chunked', 'chunked_c1024', 'eager', 'compile', 'liger', 'cce', 'torch_lce_a0')
+        'vchunk_a0.1_b512', 'chunked', 'chunked_c1024', 'eager', 'compile', 'liger', 'cce', 'torch_lce_a0', 'quack')
 VCHUNK_BUDGETS = {'vchunk_a0.1_b128': 128, 'vchunk_a0.1_b512': 512}   # MiB (the default: max(32 MiB, 5% of the gradients))
 DRY_SHAPES = {'tiny': (48, 32, 300)}
 # saved results name no folder of this machine (tests/test_repo.py): such paths in error strings become <path>/name
@@ -141,7 +141,7 @@ class Bench:
         try:
             import triton; m['triton'] = triton.__version__
         except Exception as e: m['triton'] = repr(e)
-        for mod in ('liger_kernel', 'cut_cross_entropy'):
+        for mod in ('liger_kernel', 'cut_cross_entropy', 'quack_kernels', 'nvidia_cutlass_dsl'):
             try:
                 from importlib.metadata import version
                 m[mod] = version(mod.replace('_', '-'))
@@ -214,6 +214,13 @@ class Bench:
                     from cut_cross_entropy import linear_cross_entropy as cce
                     arms['cce'] = (lambda x, w, t: cce(x, w, t), 0.0)   # CCE's defaults (filter_eps='auto'), no smoothing
                 except Exception as e: why['cce'] = f'import failed: {e!r}'[:500]
+        if 'quack' in want:
+            if self.dry: why['quack'] = 'dry run: QuACK needs CUDA (CuTe DSL)'
+            else:
+                try:
+                    from quack.linear_cross_entropy import chunked_linear_cross_entropy as qce
+                    arms['quack'] = (lambda x, w, t: qce(x, w, t), 0.0)   # QuACK's defaults (chunk_size 4096, tuned), no smoothing
+                except Exception as e: why['quack'] = f'import failed: {e!r}'[:1000]
         if 'torch_lce_a0' in want:
             try:
                 f, how = torch_linear_ce(torch)
@@ -397,7 +404,7 @@ class Bench:
                 self.skip(f'real:{name}', 'real', f'{type(e).__name__}: {e}'[:1000]); continue
             shape = f'real:{name}'; N, d = x.shape; V = w.shape[0]
             self.res['floor'][shape] = self.floor(N, d, V)
-            for arm in ['vchunk_a0.1', 'fused_a0.1', 'fused_a0', 'chunked', 'cce', 'liger', 'eager']: self.run_arm(shape, arm, x, w, t, 0.0, 'real')
+            for arm in ['vchunk_a0.1', 'fused_a0.1', 'fused_a0', 'chunked', 'cce', 'liger', 'quack', 'eager']: self.run_arm(shape, arm, x, w, t, 0.0, 'real')
             if not self.over(): self.filter_share(shape, x, w, t, 0.0)
             if not self.over(): self.accuracy(shape, x, w, t, 'real')
             del x, w, t; self.free()
@@ -419,7 +426,7 @@ class Bench:
             for scale in SCALES:
                 if self.over(): self.skip(name, 'phase3', 'time budget spent', scale=scale); continue
                 x, w, t = self.inputs(N, d, V, scale)
-                arms = (['vchunk_a0', 'vchunk_a0.1', 'fused_a0', 'fused_a0.1', 'cce', 'liger', 'torch_lce_a0', 'eager', *VCHUNK_BUDGETS, 'chunked_c1024',
+                arms = (['vchunk_a0', 'vchunk_a0.1', 'fused_a0', 'fused_a0.1', 'cce', 'liger', 'quack', 'torch_lce_a0', 'eager', *VCHUNK_BUDGETS, 'chunked_c1024',
                          'fused_a0.1_nofilter', 'fused_a0.1_det'] if scale == SCALES[0]
                         else ['cce', 'fused_a0.1_nofilter'])
                 for arm in arms: self.run_arm(name, arm, x, w, t, scale, 'peers', round=2 if arm in first else 1)
