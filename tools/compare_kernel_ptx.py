@@ -2,9 +2,9 @@
 `lsnb sft` and the studies) to the same PTX? For a refactor made between the runs of one study: same floating-point
 instructions, same results. No GPU needed (Triton's NVIDIA back end, sm_90).
 
-    git worktree add /tmp/old <commit>
-    python tools/compare_kernel_ptx.py /tmp/old .                  # every variant (autotuner configs x flags x dtype)
-    PYTHONPATH=SITE python tools/compare_kernel_ptx.py /tmp/old .  # with another Triton (the GPU image's, unpacked into SITE)
+    git worktree add ../old <commit>
+    python tools/compare_kernel_ptx.py ../old .                  # every variant (autotuner configs x flags x dtype)
+    PYTHONPATH=SITE python tools/compare_kernel_ptx.py ../old .  # with another Triton (the GPU image's, unpacked into SITE)
 
 Each version is compiled in its own process. Per variant it prints `same`, `same up to predicates` (equal once the
 integer compares `setp.eq.b64`, the `$L__tmp` labels and the numbering of predicate registers are left out: the
