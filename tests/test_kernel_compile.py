@@ -28,3 +28,22 @@ def test_compile_kernels_refuses_the_interpreter():
     p = subprocess.run([sys.executable, str(ROOT/'tools'/'compile_kernels.py')], env=env, capture_output=True, text=True,
                        timeout=120, cwd=ROOT)
     assert p.returncode == 2 and 'TRITON_INTERPRET is set' in p.stderr
+
+
+def test_compare_kernel_ptx_sees_a_change_in_the_arithmetic(tmp_path):
+    "tools/compare_kernel_ptx.py: a copy of lsnb whose logit gradient is scaled differs in every gradient variant, and only there (exit 1)."
+    import shutil
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    env['TRITON_CACHE_DIR'] = str(tmp_path/'cache')
+    new = tmp_path/'new'; shutil.copytree(ROOT/'lsnb', new/'lsnb')
+    src = (new/'lsnb'/'kernel.py').read_text()
+    assert src.count('return dy * inv_temp') == 1
+    (new/'lsnb'/'kernel.py').write_text(src.replace('return dy * inv_temp', 'return dy * (inv_temp * 0.5)'))
+    p = subprocess.run([sys.executable, str(ROOT/'tools'/'compare_kernel_ptx.py'), '--quick', str(ROOT), str(new)],
+                       env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    rows = [l.split(None, 1) if not l.startswith('same up to') else ['same up to predicates', l[len('same up to predicates'):].strip()]
+            for l in p.stdout.splitlines()[1:-1]]
+    verdict = {k.strip(): v for v, k in rows}
+    assert p.returncode == 1 and len(verdict) == 12, p.stdout[-3000:] + p.stderr[-3000:]
+    assert all((v == 'differs') == ('grad=True' in k) for k, v in verdict.items()), verdict
+    assert all(v == 'same' for k, v in verdict.items() if 'grad=False' in k), verdict

@@ -4,6 +4,7 @@ instructions, same results. No GPU needed (Triton's NVIDIA back end, sm_90).
 
     git worktree add ../old <commit>
     python tools/compare_kernel_ptx.py ../old .                  # every variant (autotuner configs x flags x dtype)
+    python tools/compare_kernel_ptx.py --quick ../old .          # the first autotuner configuration only (the test's)
     PYTHONPATH=SITE python tools/compare_kernel_ptx.py ../old .  # with another Triton (the GPU image's, unpacked into SITE)
 
 Each version is compiled in its own process. Per variant it prints `same`, `same up to predicates` (equal once the
@@ -13,7 +14,7 @@ debug sections are always left out. Exit status 0 when no variant differs. Run w
 """
 import hashlib, itertools, json, os, re, subprocess, sys
 
-def ptx_hashes(root):
+def ptx_hashes(root, quick=False):
     "{variant: (hash of the PTX, hash up to predicates)} of lsnb at `root` (run in this process)."
     sys.path.insert(0, root)
     import triton
@@ -24,7 +25,7 @@ def ptx_hashes(root):
     for ptr in ('*bf16', '*fp32'):
         row = dict(z_ptr=ptr, stride_z=i, tgt_ptr='*i64', lse_ptr='*fp32', loss_ptr='*fp32', scale_ptr='*fp32', stride_scale=i, V=i,
                    inv_temp=f, softcap=f, alpha=f, z_loss=f)
-        for c, sc, fwd, grad in itertools.product(K._CONFIGS, (False, True), (False, True), (False, True)):
+        for c, sc, fwd, grad in itertools.product(K._CONFIGS[:1] if quick else K._CONFIGS, (False, True), (False, True), (False, True)):
             if not (fwd or grad): continue
             consts = dict(HAS_SOFTCAP=sc, DO_FWD=fwd, DO_GRAD=grad, BLOCK_V=c.kwargs['BLOCK_V'])
             sig = {a: 'constexpr' if a in consts else row[a] for a in K._lce_row_kernel.arg_names}
@@ -37,15 +38,17 @@ def ptx_hashes(root):
     return dict(triton=triton.__version__, hashes=out)
 
 def main(argv=None):
-    a = sys.argv[1:] if argv is None else argv
-    if len(a) == 3 and a[0] == '--one': print(json.dumps(ptx_hashes(a[1]))); return 0
-    if len(a) != 2: sys.exit('usage: compare_kernel_ptx.py OLD_ROOT NEW_ROOT (each a checkout holding lsnb/)')
+    a = list(sys.argv[1:] if argv is None else argv)
+    if len(a) == 3 and a[0] == '--one': print(json.dumps(ptx_hashes(a[1], a[2] == 'quick'))); return 0
+    quick = '--quick' in a
+    a = [x for x in a if x != '--quick']
+    if len(a) != 2: sys.exit('usage: compare_kernel_ptx.py [--quick] OLD_ROOT NEW_ROOT (each a checkout holding lsnb/)')
     for r in a:
         if not os.path.isfile(os.path.join(r, 'lsnb', 'kernel.py')): sys.exit(f'compare_kernel_ptx.py: {r!r} holds no lsnb/kernel.py')
     if os.environ.get('TRITON_INTERPRET', '0') not in ('', '0'): sys.exit('compare_kernel_ptx.py: TRITON_INTERPRET is set: unset it')
     res = []
     for r in a:
-        p = subprocess.run([sys.executable, __file__, '--one', os.path.abspath(r), '-'], capture_output=True, text=True)
+        p = subprocess.run([sys.executable, __file__, '--one', os.path.abspath(r), 'quick' if quick else 'all'], capture_output=True, text=True)
         if p.returncode: sys.exit(f'compare_kernel_ptx.py: compiling {r!r} failed:\n{p.stderr[-3000:]}')
         res.append(json.loads(p.stdout))
     (old, new), bad = res, 0
