@@ -128,6 +128,14 @@ if HAS_TRITON:
         return tl.where(a < 0.55, small, big)
 
     @triton.jit
+    def _served_logit(z, inv_temp, softcap, HAS_SOFTCAP: tl.constexpr):
+        "The logit the loss sees: raw z (fp32) over the temperature, through the softcap (also `lsnb.kernel_vchunk`'s)."
+        y = z * inv_temp
+        if HAS_SOFTCAP:
+            y = softcap * _tanh(y / softcap)
+        return y
+
+    @triton.jit
     def _dlogit(z, is_t, lse, cp, c0, c1, inv_temp, softcap, HAS_SOFTCAP: tl.constexpr):
         "dL/dz of raw logits z (fp32): cp * p - c0 on unmasked classes - c1 at the target, through the softcap and the temperature (also `lsnb.kernel_vchunk`'s)."
         y = z * inv_temp
@@ -158,9 +166,7 @@ if HAS_TRITON:
             for start in range(0, V, BLOCK_V):
                 cols = start + offs
                 mask = cols < V
-                y = tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32) * inv_temp
-                if HAS_SOFTCAP:
-                    y = softcap * _tanh(y / softcap)
+                y = _served_logit(tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32), inv_temp, softcap, HAS_SOFTCAP)
                 keep = mask & (y > float('-inf'))
                 ysum += tl.where(keep, y, 0.0)
                 nk += keep.to(tl.float32)
@@ -171,9 +177,7 @@ if HAS_TRITON:
             mx = tl.max(m, 0)
             lse = mx + tl.log(tl.sum(s * tl.exp(m - mx), 0))
             t_ok = (t >= 0) & (t < V)
-            yt = tl.load(z_row + t, mask=t_ok, other=0.0).to(tl.float32) * inv_temp
-            if HAS_SOFTCAP:
-                yt = softcap * _tanh(yt / softcap)
+            yt = _served_logit(tl.load(z_row + t, mask=t_ok, other=0.0).to(tl.float32), inv_temp, softcap, HAS_SOFTCAP)
             yt = tl.where(alpha < 1.0, (1.0 - alpha) * yt, 0.0)          # no 0 * (-inf) at alpha = 1
             sm = tl.where(alpha > 0.0, (alpha / tl.sum(nk, 0)) * tl.sum(ysum, 0), 0.0)
             loss = tl.where(t_ok, lse - yt - sm + z_loss * lse * lse, float('nan'))

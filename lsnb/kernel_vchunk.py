@@ -9,7 +9,7 @@ import torch
 from .kernel import KernelOptions, HAS_TRITON, INTERPRETED, _check_args, _check_target
 if HAS_TRITON:
     import triton, triton.language as tl
-    from lsnb.kernel import _tanh, _dlogit   # the gradient of a logit: one owner, the token-blocked row kernel's
+    from lsnb.kernel import _served_logit, _dlogit   # a logit as the loss sees it, and its gradient: one owner, the token-blocked row kernel's
 
 # %% auto #0
 __all__ = ['vchunk_linear_cross_entropy']
@@ -34,9 +34,7 @@ if HAS_TRITON:
         for start in range(0, C, BLOCK_V):
             cols = start + offs
             mask = cols < C
-            y = tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32) * inv_temp
-            if HAS_SOFTCAP:
-                y = softcap * _tanh(y / softcap)
+            y = _served_logit(tl.load(z_row + cols, mask=mask, other=0.0).to(tl.float32), inv_temp, softcap, HAS_SOFTCAP)
             keep = mask & (y > float('-inf'))
             ys += tl.where(keep, y, 0.0)
             yt += tl.where(mask & (cols == tc), y, 0.0)

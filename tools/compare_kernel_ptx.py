@@ -7,12 +7,24 @@ instructions, same results. No GPU needed (Triton's NVIDIA back end, sm_90).
     python tools/compare_kernel_ptx.py --quick ../old .          # the first autotuner configuration only (the test's)
     PYTHONPATH=SITE python tools/compare_kernel_ptx.py ../old .  # with another Triton (the GPU image's, unpacked into SITE)
 
-Each version is compiled in its own process. Per variant it prints `same`, `same up to predicates` (equal once the
-integer compares `setp.eq.b64`, the `$L__tmp` labels and the numbering of predicate registers are left out: the
-compares that pick the target column moved, the arithmetic did not) or `differs`. Comments, `.loc`/`.file` lines and
+Each version is compiled in its own process. Per variant it prints `same`, `same instructions` (equal once the
+`$L__tmp` labels are left out: they mark where an inlined helper's code starts and ends, for debug information),
+`same up to predicates` (equal once, in addition, every use of a predicate register is replaced by the compare that
+defines it and the compares themselves are dropped: a compare moved, what each instruction computes did not) or
+`differs`. Comments, `.loc`/`.file` lines and
 debug sections are always left out. Exit status 0 when no variant differs. Run with TRITON_INTERPRET unset.
 """
 import hashlib, itertools, json, os, re, subprocess, sys
+
+def _inline_predicates(ptx):
+    "PTX with every use of a predicate register replaced by the compare that defines it, and the compares dropped: where they stand no longer matters."
+    defs, keep = {}, []
+    for l in ptx.splitlines():
+        m = re.match(r'\s*(setp\.[\w.]+)\s+(%p\d+),\s*(.*);\s*$', l)
+        if m and m.group(2) not in defs: defs[m.group(2)] = f'({m.group(1)} {m.group(3)})'; continue
+        keep.append(l)
+    if any(re.match(r'\s*setp\.', l) for l in keep): return ptx   # a predicate defined twice: leave it as it is
+    return '\n'.join(re.sub(r'%p\d+', lambda m: defs.get(m.group(0), m.group(0)), l) for l in keep if not re.match(r'\s*\.reg\s+\.pred', l))
 
 def ptx_hashes(root, quick=False):
     "{variant: (hash of the PTX, hash up to predicates)} of lsnb at `root` (run in this process)."
@@ -32,9 +44,10 @@ def ptx_hashes(root, quick=False):
             k = triton.compile(ASTSource(K._lce_row_kernel, sig, constexprs=consts), target=GPUTarget('cuda', 90, 32),
                                options=dict(num_warps=c.num_warps, num_stages=1))
             ptx = '\n'.join(l for l in k.asm['ptx'].split('.section\t.debug')[0].splitlines() if not re.match(r'\s*(\.loc|\.file|//)', l))
-            canon = '\n'.join(re.sub(r'%p\d+', '%p', l) for l in ptx.splitlines() if not re.match(r'\s*(setp\.eq\.b64|\$L__tmp)', l))
+            code = '\n'.join(l for l in ptx.splitlines() if not re.match(r'\s*\$L__tmp\d+:', l))   # the labels that mark inlined calls for debug info
+            canon = _inline_predicates(code)
             h = lambda s: hashlib.sha256(s.encode()).hexdigest()
-            out[f'{ptr[1:]} BLOCK_V={c.kwargs["BLOCK_V"]} w{c.num_warps} softcap={sc} fwd={fwd} grad={grad}'] = (h(ptx), h(canon))
+            out[f'{ptr[1:]} BLOCK_V={c.kwargs["BLOCK_V"]} w{c.num_warps} softcap={sc} fwd={fwd} grad={grad}'] = (h(ptx), h(code), h(canon))
     return dict(triton=triton.__version__, hashes=out)
 
 def main(argv=None):
@@ -55,7 +68,8 @@ def main(argv=None):
     print(f'Triton {old["triton"]}, sm_90: {a[0]} against {a[1]}')
     for k in sorted(set(old['hashes']) | set(new['hashes'])):
         o, n = old['hashes'].get(k), new['hashes'].get(k)
-        v = 'only in one' if o is None or n is None else 'same' if o[0] == n[0] else 'same up to predicates' if o[1] == n[1] else 'differs'
+        v = ('only in one' if o is None or n is None else 'same' if o[0] == n[0] else 'same instructions' if o[1] == n[1]
+             else 'same up to predicates' if o[2] == n[2] else 'differs')
         bad += v in ('differs', 'only in one'); print(f'{v:22s} {k}')
     n = len(old['hashes'])
     print(f'{n - bad} of {n} variants: the same floating-point code' + ('' if not bad else f'; {bad} differ'))
