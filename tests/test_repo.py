@@ -237,6 +237,17 @@ def _driver(*args, cwd):
     return subprocess.run([sys.executable, str(GPU_TOOLS/'run_study.py'), *map(str, args)], cwd=cwd, capture_output=True, text=True)
 
 
+def test_driver_gpu_fraction_checked_first(tmp_path, monkeypatch):
+    "run_study.py refuses a bad LSNB_GPU_FRACTION (carried_study.sh JOBS) before reading any config, naming it; exit status 2."
+    for bad in ('0', '1.5', 'half', 'nan'):
+        monkeypatch.setenv('LSNB_GPU_FRACTION', bad)
+        r = _driver('--config', tmp_path/'nope.json', '--check', cwd=tmp_path)
+        assert r.returncode == 2 and f"LSNB_GPU_FRACTION must be a number in (0, 1], got {bad!r}" in r.stderr, (bad, r.stderr)
+    monkeypatch.setenv('LSNB_GPU_FRACTION', '0.49')
+    r = _driver('--config', tmp_path/'nope.json', '--check', cwd=tmp_path)
+    assert r.returncode == 2 and 'LSNB_GPU_FRACTION' not in r.stderr and 'nope.json' in r.stderr, r.stderr
+
+
 IN_PROGRESS = {'gemma-3-270m-v2-lr': 27, 'gemma-3-270m-v2-dose': 12, 'gemma-3-270m-v2-remedies': 12, 'gemma-3-270m-v2-lang': 7, 'gemma-3-270m-vd': 25}   # studies still being run across sessions: runs left (their notebooks say which)
 
 def test_driver_check_of_the_saved_studies(studyfile, capsys):

@@ -19,8 +19,8 @@
 # JOBS=N (default 1) runs N run_study.py processes side by side on the one GPU (a 270M model leaves most of an H200
 # idle): the runs not yet done anywhere are dealt out in the config's order, round robin (worker k takes runs k,
 # k+N, ...; `--runs`), and worker k has its own results folder (WORK/res, WORK/res1, ...: its own `_trainer`
-# checkpoints, which no other run may resume from). Every worker's run.json records `jobs` = N (its timings are
-# not those of a run alone). The exit status is the worst of the workers' (2 > 3 > 0).
+# checkpoints, which no other run may resume from) and may hold 0.98/N of the GPU's memory (LSNB_GPU_FRACTION).
+# Every worker's run.json records `jobs` = N (its timings are not those of a run alone). The exit status is the worst of the workers' (2 > 3 > 0).
 set -u
 T0=$SECONDS
 el() { echo $((SECONDS - T0)); }
@@ -61,7 +61,10 @@ for R in "$WORK"/res "$WORK"/res[0-9]*; do ( cd "$R/$STUDY/runs" 2>/dev/null && 
 BUDGET=$((LIMIT - $(el) - 25))
 [ "$BUDGET" -gt 60 ] || die "LIMIT=$LIMIT leaves $BUDGET s for the runs"
 if [ "$JOBS" -gt 1 ]; then
-  export LSNB_JOBS=$JOBS PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True OMP_NUM_THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
+  # each worker may hold 0.98/JOBS of the GPU's memory: without a cap one worker's cache crowded out the other
+  # (JOBS=2, a 28.6 GiB allocation failed while the other process held 82 GiB; the runs peak at 58 GiB allocated)
+  export LSNB_JOBS=$JOBS LSNB_GPU_FRACTION=$(python -c "print(round(0.98 / $JOBS, 4))") PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True \
+         OMP_NUM_THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
   DEAL=$(python - "$CONFIG" "$WORK/had.txt" "$JOBS" <<'EOF'
 import json, sys
 runs = [r['name'] for r in json.load(open(sys.argv[1]))['runs']]

@@ -100,9 +100,20 @@ def plan(args):
     return out
 
 
+def gpu_fraction():
+    "$LSNB_GPU_FRACTION (carried_study.sh JOBS): the share of the GPU's memory this process may hold, or None; a bad value is a ConfigError."
+    v = os.environ.get('LSNB_GPU_FRACTION')
+    if not v: return None
+    try: f = float(v)
+    except ValueError: f = float('nan')
+    if not 0 < f <= 1: raise ConfigError(f'LSNB_GPU_FRACTION must be a number in (0, 1], got {v!r}')
+    return f
+
+
 def main(argv=None):
     T0 = time.time()
     args = parse_args(argv)
+    frac = gpu_fraction()   # before any work: a bad value fails here
     steps = plan(args)
     for s, runs, d, todo, sha in steps:
         print(f'{s.name} ({s.path.name}): {len(runs)} runs, {len(runs) - len(todo)} done in {d}; to do: {", ".join(todo) or "none"}')
@@ -131,6 +142,10 @@ def main(argv=None):
         if args.subvocabs: info['subvocabs_sha256'] = hashlib.sha256(args.subvocabs.read_bytes()).hexdigest()
         if os.environ.get('LSNB_COMMIT'): info['commit'] = os.environ['LSNB_COMMIT']   # a copy of the repository without .git
         if os.environ.get('LSNB_JOBS'): info['jobs'] = int(os.environ['LSNB_JOBS'])   # runs side by side on the GPU (carried_study.sh JOBS)
+        if frac is not None:
+            import torch
+            if torch.cuda.is_available():   # the caching allocator frees its cache before it would pass the share, instead of another process failing
+                torch.cuda.set_per_process_memory_fraction(frac); info['gpu_memory_fraction'] = frac
         if args.prepared:
             folder = args.prepared/s.name
             rec = check_prepared(folder, s, loader.peek())   # the rows were made by the tokenizer loaded here
