@@ -58,6 +58,15 @@ done
 # the runs finished before this call, in any worker's folder: not packed again, not dealt out again
 for R in "$WORK"/res "$WORK"/res[0-9]*; do ( cd "$R/$STUDY/runs" 2>/dev/null && for r in *; do [ -f "$r/run.json" ] && echo "$r"; done ); done \
   | sort -u >"$WORK/had.txt"
+# every worker's folder gets the runs the others finished (a later call with fewer workers must not redo them)
+for k in $(seq 0 $((JOBS - 1))); do
+  R=$(res $k)
+  for S in "$WORK"/res "$WORK"/res[0-9]*; do
+    [ "$S" = "$R" ] || [ ! -d "$S/$STUDY/runs" ] && continue
+    ( cd "$S/$STUDY/runs" && for r in *; do
+        [ -f "$r/run.json" ] && [ ! -f "$R/$STUDY/runs/$r/run.json" ] && { rm -rf "$R/$STUDY/runs/$r"; cp -r "$r" "$R/$STUDY/runs/"; }; done )
+  done
+done
 BUDGET=$((LIMIT - $(el) - 25))
 [ "$BUDGET" -gt 60 ] || die "LIMIT=$LIMIT leaves $BUDGET s for the runs"
 if [ "$JOBS" -gt 1 ]; then
