@@ -248,7 +248,7 @@ def test_driver_gpu_fraction_checked_first(tmp_path, monkeypatch):
     assert r.returncode == 2 and 'LSNB_GPU_FRACTION' not in r.stderr and 'nope.json' in r.stderr, r.stderr
 
 
-IN_PROGRESS = {'gemma-3-270m-v2-lr': 27, 'gemma-3-270m-v2-dose': 12, 'gemma-3-270m-v2-remedies': 12, 'gemma-3-270m-v2-lang': 7, 'gemma-3-270m-vd': 17}   # studies still being run across sessions: runs left (their notebooks say which)
+IN_PROGRESS = {'gemma-3-270m-v2-lr': 27, 'gemma-3-270m-v2-dose': 12, 'gemma-3-270m-v2-remedies': 12, 'gemma-3-270m-v2-lang': 7, 'gemma-3-270m-vd': 7}   # studies still being run across sessions: runs left (their notebooks say which)
 
 def test_driver_check_of_the_saved_studies(studyfile, capsys):
     "`--check` on the committed configs and results: nothing to do, so no model is needed; exit status 0. Studies in progress have exactly the runs left that IN_PROGRESS says."

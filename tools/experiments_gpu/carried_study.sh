@@ -16,7 +16,7 @@
 # cut off by its time limit still returns every finished run. Each step fails at once, with a line saying what is
 # missing, rather than after the time limit. Exit status: run_study.py's (0 all done, 3 budget spent), or 2.
 #
-# JOBS=N (default 1) runs N run_study.py processes side by side on the one GPU (the gain over one is not measured):
+# JOBS=N (default 1) runs N run_study.py processes side by side on the one GPU (JOBS=2 on an H200: ~1.5x the runs per hour, README):
 # the runs not yet done anywhere are dealt out in the config's order, round robin (worker k takes runs k,
 # k+N, ...; `--runs`), and worker k has its own results folder (WORK/res, WORK/res1, ...: its own `_trainer`
 # checkpoints, which no other run may resume from) and may hold 0.98/N of the GPU's memory (LSNB_GPU_FRACTION).
