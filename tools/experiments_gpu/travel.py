@@ -50,7 +50,7 @@ def slim(root:Path, hold:Path, keep=(), bare=False):
     made = []
     for s in keep:
         src = root/'nbs'/'experiments'/'results'/s
-        if not (src/'study.json').is_file(): raise TravelError(f'--keep {s}: no {src.relative_to(root)}/study.json')
+        if not (src/'study.json').is_file(): raise TravelError(f'--keep {s}: no {src.relative_to(root)}/study.json (a study with no runs yet has nothing to keep: leave it out)')
         made += [src/'study.json'] + sorted(src.glob('runs/*/run.json'))
     hold.mkdir(parents=True, exist_ok=True)
     for m in moved: shutil.move(str(root/m), str(hold/m))
