@@ -176,7 +176,7 @@ CONFIGS = sorted(GPU_TOOLS.glob('*.json'))
 def test_there_are_study_configs(): assert {c.stem for c in CONFIGS} >= {'gemma-3-270m', 'smollm2-135m-instruct', 'gemma-3-270m-long'}
 
 
-NOT_STARTED = {'gemma-3-270m-v2-lr', 'gemma-3-270m-v2-dose', 'gemma-3-270m-v2-remedies', 'gemma-3-270m-v2-lang'}   # configs committed before their first run (pre-registered grids): no results folder yet
+NOT_STARTED = {'gemma-3-270m-v2-dose', 'gemma-3-270m-v2-remedies', 'gemma-3-270m-v2-lang'}   # configs committed before their first run (pre-registered grids): no results folder yet
 STARTED = [c for c in CONFIGS if c.stem not in NOT_STARTED]
 
 def test_configs_not_started_are_the_declared_ones(studyfile):
@@ -248,7 +248,7 @@ def test_driver_gpu_fraction_checked_first(tmp_path, monkeypatch):
     assert r.returncode == 2 and 'LSNB_GPU_FRACTION' not in r.stderr and 'nope.json' in r.stderr, r.stderr
 
 
-IN_PROGRESS = {'gemma-3-270m-v2-lr': 27, 'gemma-3-270m-v2-dose': 12, 'gemma-3-270m-v2-remedies': 12, 'gemma-3-270m-v2-lang': 7, 'gemma-3-270m-vd': 7}   # studies still being run across sessions: runs left (their notebooks say which)
+IN_PROGRESS = {'gemma-3-270m-v2-lr': 19, 'gemma-3-270m-v2-dose': 12, 'gemma-3-270m-v2-remedies': 12, 'gemma-3-270m-v2-lang': 7}   # studies still being run across sessions: runs left (their notebooks say which)
 
 def test_driver_check_of_the_saved_studies(studyfile, capsys):
     "`--check` on the committed configs and results: nothing to do, so no model is needed; exit status 0. Studies in progress have exactly the runs left that IN_PROGRESS says."
